@@ -1,0 +1,21 @@
+using System.CommandLine;
+using PtqTool.Cli.Commands;
+
+namespace PtqTool.Cli;
+
+public static class Program
+{
+    public static int Main(string[] args) => Run(args, Console.Out, Console.Error);
+
+    /// <summary>The real entry point, with the console streams passed in so tests can run the CLI in-process.</summary>
+    public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
+    {
+        var root = new RootCommand("ptq: post-training quantization for ONNX models (see README.md)");
+        var io = new CommandIo(stdout, stderr);
+        root.Subcommands.Add(InspectCommand.Create(io));
+        root.Subcommands.Add(EvalCommand.Create(io));
+        var parse = root.Parse(args);
+        var config = new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false };
+        return parse.Invoke(config);
+    }
+}

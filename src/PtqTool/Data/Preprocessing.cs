@@ -1,0 +1,111 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace PtqTool.Data;
+
+/// <summary>
+/// How an image becomes a model input: decode → (optional) resize of the shorter side → centre crop or stretch to
+/// Width×Height → channels → divide by Scale → (x − mean)/std per channel → NCHW or NHWC.
+/// </summary>
+public sealed record Preprocessing
+{
+    public int Width { get; init; } = 224;
+    public int Height { get; init; } = 224;
+    /// <summary>gray, rgb or bgr.</summary>
+    public string Channels { get; init; } = "rgb";
+    /// <summary>nchw or nhwc.</summary>
+    public string Layout { get; init; } = "nchw";
+    /// <summary>Pixels are divided by this (255 maps to [0,1]; 1 keeps [0,255]).</summary>
+    public float Scale { get; init; } = 255f;
+    public float[] Mean { get; init; } = [0f];
+    public float[] Std { get; init; } = [1f];
+    /// <summary>"none": image must already be Width×Height; "stretch": resize to it; a number N: resize the shorter side to N, then centre-crop.</summary>
+    public string Resize { get; init; } = "stretch";
+
+    public int ChannelCount => Channels == "gray" ? 1 : 3;
+
+    public int[] SampleShape => Layout == "nhwc" ? [Height, Width, ChannelCount] : [ChannelCount, Height, Width];
+
+    public static Preprocessing ImageNet => new()
+    {
+        Width = 224, Height = 224, Channels = "rgb", Layout = "nchw", Scale = 255f,
+        Mean = [0.485f, 0.456f, 0.406f], Std = [0.229f, 0.224f, 0.225f], Resize = "256",
+    };
+
+    public static Preprocessing FashionMnist => new()
+    {
+        Width = 28, Height = 28, Channels = "gray", Layout = "nchw", Scale = 255f, Mean = [0.2860f], Std = [0.3530f], Resize = "none",
+    };
+
+    public static Preprocessing None => new() { Scale = 1f, Mean = [0f], Std = [1f], Resize = "stretch" };
+
+    public static Preprocessing Preset(string name) => name switch
+    {
+        "imagenet" => ImageNet,
+        "fashion-mnist" => FashionMnist,
+        "none" => None,
+        _ => throw new PtqException($"--preprocess: unknown preset '{name}' (expected imagenet, fashion-mnist or none)"),
+    };
+
+    /// <summary>Checks ranges; throws a one-line error naming the offending setting.</summary>
+    public Preprocessing Validated()
+    {
+        if (Width <= 0 || Height <= 0) throw new PtqException($"--size: {Width}x{Height} is not a positive size");
+        if (Channels is not ("gray" or "rgb" or "bgr")) throw new PtqException($"--channels: '{Channels}' is not gray, rgb or bgr");
+        if (Layout is not ("nchw" or "nhwc")) throw new PtqException($"--layout: '{Layout}' is not nchw or nhwc");
+        if (!(Scale > 0)) throw new PtqException($"--scale: {Scale} must be positive");
+        if (Mean.Length != 1 && Mean.Length != ChannelCount) throw new PtqException($"--mean: {Mean.Length} values for {ChannelCount} channel(s)");
+        if (Std.Length != 1 && Std.Length != ChannelCount) throw new PtqException($"--std: {Std.Length} values for {ChannelCount} channel(s)");
+        if (Std.Any(s => !(s > 0))) throw new PtqException("--std: every value must be positive");
+        if (Resize is not ("none" or "stretch") && !(int.TryParse(Resize, out int r) && r > 0))
+            throw new PtqException($"--resize: '{Resize}' is not none, stretch or a positive shorter-side length");
+        return this;
+    }
+
+    private static readonly JsonSerializerOptions JsonOptions = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        NumberHandling = JsonNumberHandling.AllowReadingFromString,
+        ReadCommentHandling = JsonCommentHandling.Skip,
+    };
+
+    /// <summary>The sidecar of a model: "model.json" beside "model.onnx", when it exists.</summary>
+    public static string SidecarPath(string modelPath) => Path.ChangeExtension(modelPath, ".json");
+
+    public static ModelSidecar? LoadSidecar(string modelPath)
+    {
+        string path = SidecarPath(modelPath);
+        if (!File.Exists(path)) return null;
+        try
+        {
+            var sidecar = JsonSerializer.Deserialize<ModelSidecar>(File.ReadAllText(path), JsonOptions)
+                ?? throw new PtqException($"{path}: empty sidecar");
+            return sidecar;
+        }
+        catch (JsonException e)
+        {
+            throw new PtqException($"{path}: invalid sidecar JSON ({e.Message})", inner: e);
+        }
+    }
+}
+
+/// <summary>A model's sidecar JSON (models/NAME.json): its preprocessing and class names.</summary>
+public sealed record ModelSidecar
+{
+    public string? Description { get; init; }
+    public string? Input { get; init; }
+    public int Width { get; init; }
+    public int Height { get; init; }
+    public string Channels { get; init; } = "rgb";
+    public string Layout { get; init; } = "nchw";
+    public float Scale { get; init; } = 255f;
+    public float[] Mean { get; init; } = [0f];
+    public float[] Std { get; init; } = [1f];
+    public string Resize { get; init; } = "stretch";
+    public string[]? Labels { get; init; }
+
+    public Preprocessing ToPreprocessing() => new()
+    {
+        Width = Width, Height = Height, Channels = Channels, Layout = Layout, Scale = Scale, Mean = Mean, Std = Std, Resize = Resize,
+    };
+}

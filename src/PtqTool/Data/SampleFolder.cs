@@ -1,0 +1,73 @@
+namespace PtqTool.Data;
+
+/// <summary>One input file and, for a labelled ImageFolder, its class index.</summary>
+public sealed record SampleFile(string Path, int Label = -1);
+
+/// <summary>
+/// Lists the samples under a folder: images (jpg, jpeg, png, bmp, webp, gif), .npy arrays or ONNX TensorProto .pb files,
+/// recursively and in ordinal path order so runs are reproducible.
+/// </summary>
+public static class SampleFolder
+{
+    public static readonly string[] ImageExtensions = [".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif"];
+    public static readonly string[] TensorExtensions = [".npy", ".pb"];
+
+    public static bool IsSample(string path)
+    {
+        string ext = Path.GetExtension(path).ToLowerInvariant();
+        return ImageExtensions.Contains(ext) || TensorExtensions.Contains(ext);
+    }
+
+    /// <summary>Every sample file below <paramref name="folder"/>, unlabelled.</summary>
+    public static List<SampleFile> List(string folder)
+    {
+        CheckFolder(folder);
+        var files = Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories)
+            .Where(IsSample)
+            .OrderBy(f => f, StringComparer.Ordinal)
+            .Select(f => new SampleFile(f))
+            .ToList();
+        if (files.Count == 0)
+            throw new PtqException($"{folder}: no images (.jpg .png .bmp .webp .gif) or tensors (.npy .pb) found");
+        return files;
+    }
+
+    /// <summary>
+    /// A labelled ImageFolder: one sub-folder per class; sorted (ordinal) sub-folder order is the class index.
+    /// Returns the class names too.
+    /// </summary>
+    public static (List<SampleFile> Files, string[] Classes) ListLabelled(string folder)
+    {
+        CheckFolder(folder);
+        string[] classes = Directory.GetDirectories(folder).Select(Path.GetFileName).OrderBy(d => d, StringComparer.Ordinal).ToArray()!;
+        if (classes.Length == 0)
+            throw new PtqException($"{folder}: not a labelled ImageFolder (expected one sub-folder per class)");
+        var files = new List<SampleFile>();
+        for (int c = 0; c < classes.Length; c++)
+        {
+            files.AddRange(Directory.EnumerateFiles(Path.Combine(folder, classes[c]), "*", SearchOption.AllDirectories)
+                .Where(IsSample).OrderBy(f => f, StringComparer.Ordinal).Select(f => new SampleFile(f, c)));
+        }
+        if (files.Count == 0)
+            throw new PtqException($"{folder}: class folders hold no images");
+        return (files, classes);
+    }
+
+    /// <summary>The i-th of n contiguous slices (0-based i), for sharded calibration.</summary>
+    public static List<SampleFile> Shard(List<SampleFile> files, int index, int count)
+    {
+        if (count < 1 || index < 0 || index >= count)
+            throw new PtqException($"--shard: {index}/{count} is out of range (expected i/N with 0 <= i < N)");
+        int start = (int)((long)files.Count * index / count);
+        int end = (int)((long)files.Count * (index + 1) / count);
+        return files.GetRange(start, end - start);
+    }
+
+    private static void CheckFolder(string folder)
+    {
+        if (File.Exists(folder))
+            throw new PtqException($"{folder}: is a file, expected a folder of samples");
+        if (!Directory.Exists(folder))
+            throw new PtqException($"{folder}: folder not found");
+    }
+}

@@ -1,0 +1,154 @@
+using Google.Protobuf;
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+using PtqTool.Onnx.Proto;
+
+namespace PtqTool.Onnx;
+
+/// <summary>How an <see cref="OrtRunner"/> session is created.</summary>
+public sealed record RunnerOptions
+{
+    /// <summary>Intra-op threads; 0 lets ONNX Runtime choose.</summary>
+    public int Threads { get; init; }
+    public GraphOptimizationLevel Optimization { get; init; } = GraphOptimizationLevel.ORT_ENABLE_ALL;
+    /// <summary>When set, ONNX Runtime writes the graph it optimized here (used to check QDQ fusion).</summary>
+    public string? OptimizedModelPath { get; init; }
+}
+
+/// <summary>
+/// A thin wrapper over an ONNX Runtime session: float inputs and outputs as <see cref="FloatTensor"/>,
+/// any batch size (models with a fixed batch dimension are run in chunks of that size), disposed with the runner.
+/// </summary>
+public sealed class OrtRunner : IDisposable
+{
+    private readonly InferenceSession _session;
+    private readonly SessionOptions _options;
+
+    public IReadOnlyList<string> InputNames { get; }
+    public IReadOnlyList<string> OutputNames { get; }
+
+    private OrtRunner(InferenceSession session, SessionOptions options)
+    {
+        _session = session;
+        _options = options;
+        InputNames = session.InputMetadata.Keys.ToList();
+        OutputNames = session.OutputMetadata.Keys.ToList();
+    }
+
+    public static OrtRunner FromModel(ModelProto model, RunnerOptions? options = null, string nameForErrors = "model") =>
+        Create(o => new InferenceSession(model.ToByteArray(), o), options, nameForErrors);
+
+    public static OrtRunner FromFile(string path, RunnerOptions? options = null)
+    {
+        if (!File.Exists(path)) throw new PtqException($"{path}: file not found");
+        return Create(o => new InferenceSession(path, o), options, path);
+    }
+
+    private static OrtRunner Create(Func<SessionOptions, InferenceSession> open, RunnerOptions? options, string nameForErrors)
+    {
+        options ??= new RunnerOptions();
+        var so = new SessionOptions { GraphOptimizationLevel = options.Optimization, LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR };
+        if (options.Threads > 0)
+        {
+            so.IntraOpNumThreads = options.Threads;
+            so.InterOpNumThreads = 1;
+        }
+        if (options.OptimizedModelPath is not null) so.OptimizedModelFilePath = options.OptimizedModelPath;
+        try
+        {
+            return new OrtRunner(open(so), so);
+        }
+        catch (OnnxRuntimeException e)
+        {
+            so.Dispose();
+            throw new PtqException($"{nameForErrors}: ONNX Runtime cannot load the model ({FirstLine(e.Message)})", inner: e);
+        }
+    }
+
+    /// <summary>Input dimensions as the model declares them; -1 marks a symbolic dimension.</summary>
+    public int[] InputShape(string name) => _session.InputMetadata[name].Dimensions;
+
+    public int[] OutputShape(string name) => _session.OutputMetadata[name].Dimensions;
+
+    /// <summary>Runs one batch through a single-input model.</summary>
+    public Dictionary<string, FloatTensor> Run(FloatTensor input, IReadOnlyList<string>? outputs = null) =>
+        Run(new Dictionary<string, FloatTensor> { [InputNames[0]] = input }, outputs);
+
+    /// <summary>
+    /// Runs a batch. When the model's first input has a fixed batch dimension different from the batch given,
+    /// the batch is run in chunks of the fixed size and the outputs are joined.
+    /// </summary>
+    public Dictionary<string, FloatTensor> Run(IReadOnlyDictionary<string, FloatTensor> inputs, IReadOnlyList<string>? outputs = null)
+    {
+        outputs ??= OutputNames;
+        var first = inputs[InputNames[0]];
+        int fixedBatch = InputShape(InputNames[0]) is { Length: > 0 } s && s[0] > 0 ? s[0] : -1;
+        if (fixedBatch < 0 || first.Batch == fixedBatch)
+            return RunOnce(inputs, outputs);
+        if (first.Batch % fixedBatch != 0)
+            throw new PtqException($"model has a fixed batch of {fixedBatch}; a batch of {first.Batch} cannot be split into it");
+        var parts = new List<Dictionary<string, FloatTensor>>();
+        for (int start = 0; start < first.Batch; start += fixedBatch)
+        {
+            var chunk = inputs.ToDictionary(kv => kv.Key, kv => kv.Value.Slice(start, fixedBatch));
+            parts.Add(RunOnce(chunk, outputs));
+        }
+        return outputs.ToDictionary(o => o, o => FloatTensor.Concat(parts.Select(p => p[o]).ToList()));
+    }
+
+    private Dictionary<string, FloatTensor> RunOnce(IReadOnlyDictionary<string, FloatTensor> inputs, IReadOnlyList<string> outputs)
+    {
+        var names = new List<string>(inputs.Count);
+        var values = new List<OrtValue>(inputs.Count);
+        try
+        {
+            foreach (var (name, tensor) in inputs)
+            {
+                names.Add(name);
+                values.Add(OrtValue.CreateTensorValueFromMemory(tensor.Data, tensor.Shape.Select(d => (long)d).ToArray()));
+            }
+            using var runOptions = new RunOptions();
+            using var results = _session.Run(runOptions, names, values, outputs);
+            var dict = new Dictionary<string, FloatTensor>(outputs.Count);
+            for (int i = 0; i < outputs.Count; i++) dict[outputs[i]] = ToFloatTensor(results[i]);
+            return dict;
+        }
+        catch (OnnxRuntimeException e)
+        {
+            throw new PtqException($"ONNX Runtime failed to run the model: {FirstLine(e.Message)}", inner: e);
+        }
+        finally
+        {
+            foreach (var v in values) v.Dispose();
+        }
+    }
+
+    private static FloatTensor ToFloatTensor(OrtValue value)
+    {
+        var info = value.GetTensorTypeAndShape();
+        int[] shape = info.Shape.Select(d => checked((int)d)).ToArray();
+        float[] data;
+        switch (info.ElementDataType)
+        {
+            case TensorElementType.Float: data = value.GetTensorDataAsSpan<float>().ToArray(); break;
+            case TensorElementType.Int64: { var s = value.GetTensorDataAsSpan<long>(); data = new float[s.Length]; for (int i = 0; i < s.Length; i++) data[i] = s[i]; break; }
+            case TensorElementType.Int32: { var s = value.GetTensorDataAsSpan<int>(); data = new float[s.Length]; for (int i = 0; i < s.Length; i++) data[i] = s[i]; break; }
+            case TensorElementType.Int8: { var s = value.GetTensorDataAsSpan<sbyte>(); data = new float[s.Length]; for (int i = 0; i < s.Length; i++) data[i] = s[i]; break; }
+            case TensorElementType.UInt8: { var s = value.GetTensorDataAsSpan<byte>(); data = new float[s.Length]; for (int i = 0; i < s.Length; i++) data[i] = s[i]; break; }
+            default: throw new PtqException($"output of element type {info.ElementDataType} is not supported");
+        }
+        return new FloatTensor(data, shape);
+    }
+
+    private static string FirstLine(string s)
+    {
+        int i = s.IndexOf('\n');
+        return (i < 0 ? s : s[..i]).Trim();
+    }
+
+    public void Dispose()
+    {
+        _session.Dispose();
+        _options.Dispose();
+    }
+}

@@ -1,0 +1,143 @@
+using PtqTool.Scales;
+
+namespace PtqTool.Tests.Scales;
+
+public class HistogramTests
+{
+    private static Histogram Of(params float[][] batches)
+    {
+        var h = new Histogram(256);
+        foreach (var b in batches) h.Add(b);
+        return h;
+    }
+
+    private static void AssertSame(Histogram expected, Histogram actual)
+    {
+        Assert.Equal(expected.Exponent, actual.Exponent);
+        Assert.Equal(expected.Count, actual.Count);
+        Assert.Equal(expected.Min, actual.Min);
+        Assert.Equal(expected.Max, actual.Max);
+        Assert.Equal(expected.Counts.ToArray(), actual.Counts.ToArray());
+    }
+
+    [Fact]
+    public void Merged_shards_equal_the_histogram_of_the_concatenated_data()
+    {
+        var small = RandomSamples.Draw("normal", 3000, 1);
+        var wide = RandomSamples.Draw("heavy", 3000, 2).Select(v => v * 7).ToArray();
+        var tiny = RandomSamples.Draw("uniform", 500, 3).Select(v => v * 0.01f).ToArray();
+        var whole = Of([.. small, .. wide, .. tiny]);
+
+        var a = Of(small);
+        var b = Of(wide, tiny);
+        a.Merge(b);
+        AssertSame(whole, a);
+
+        var c = Of(tiny);
+        c.Merge(Of(wide));
+        c.Merge(Of(small));
+        AssertSame(whole, c);
+    }
+
+    [Fact]
+    public void Growing_range_keeps_every_count()
+    {
+        var h = Of([0.1f, -0.2f, 0.05f], [3f, -9f], [100f]);
+        Assert.Equal(6, h.Count);
+        Assert.Equal(6, h.Counts.ToArray().Sum());
+        Assert.Equal(7, h.Exponent); // 2^7 = 128 > 100
+        Assert.Equal(-9, h.Min);
+        Assert.Equal(100, h.Max);
+        // every value sits in the bin whose edges contain it
+        foreach (float v in new[] { 0.1f, -0.2f, 0.05f, 3f, -9f, 100f })
+        {
+            int bin = (int)Math.Floor(v / h.BinWidth) + h.BinsPerSide;
+            Assert.True(h.Counts[bin] > 0, $"{v} not in bin {bin}");
+        }
+    }
+
+    [Fact]
+    public void Memory_does_not_grow_with_the_number_of_values()
+    {
+        var h = new Histogram();
+        int bins = h.BinCount;
+        var rng = new Random(5);
+        for (int i = 0; i < 50; i++) h.Add(RandomSamples.Draw("laplace", 10_000, i));
+        Assert.Equal(bins, h.BinCount);
+        Assert.Equal(500_000, h.Count);
+    }
+
+    [Fact]
+    public void Non_finite_values_are_counted_and_left_out()
+    {
+        var h = Of([1f, float.NaN, float.PositiveInfinity, -2f]);
+        Assert.Equal(2, h.Count);
+        Assert.Equal(2, h.NonFinite);
+        Assert.Equal(-2, h.Min);
+    }
+
+    [Theory]
+    [InlineData("normal", 8)]
+    [InlineData("laplace", 4)]
+    [InlineData("bimodal", 2)]
+    [InlineData("relu", 4)]
+    public void Histogram_msqe_equals_sample_msqe_of_data_drawn_from_the_histogram(string kind, int bits)
+    {
+        var h = new Histogram(128);
+        h.Add(RandomSamples.Draw(kind, 20_000, 11));
+        var d = new HistogramDistribution(h);
+        // Draw from the histogram: uniform inside each occupied bin, trimmed to [min, max] like the distribution is.
+        var rng = new Random(12);
+        var drawn = new List<float>();
+        for (int i = 0; i < h.BinCount; i++)
+        {
+            double a = Math.Max(h.LeftEdge(i), h.Min), b = Math.Min(h.LeftEdge(i) + h.BinWidth, h.Max);
+            for (long k = 0; k < h.Counts[i] * 50; k++) drawn.Add((float)(a + (b - a) * rng.NextDouble()));
+        }
+        var r = IntegerRange.Signed(bits);
+        var samples = new SampleDistribution(drawn.ToArray());
+        foreach (double fraction in new[] { 0.02, 0.1, 0.3, 0.9 })
+        {
+            double s = fraction * Math.Max(Math.Abs(h.Min), h.Max) / r.Max;
+            double exact = d.Msqe(s, 0, r), sampled = samples.Msqe(s, 0, r);
+            Assert.True(Math.Abs(exact - sampled) < 0.02 * exact, $"s={s}: histogram {exact}, samples {sampled}");
+            double qExact = d.QSin(s, 0, r), qSampled = samples.QSin(s, 0, r);
+            Assert.True(Math.Abs(qExact - qSampled) < 0.02 * qExact, $"s={s}: histogram QSin {qExact}, samples {qSampled}");
+        }
+    }
+
+    [Fact]
+    public void Distribution_derivatives_match_finite_differences()
+    {
+        var h = new Histogram(256);
+        h.Add(RandomSamples.Draw("laplace", 20_000, 4));
+        var hist = new HistogramDistribution(h);
+        var samples = new SampleDistribution(RandomSamples.Draw("normal", 2_000, 5));
+        foreach (var (d, name) in new (IDistribution, string)[] { (hist, "histogram"), (samples, "samples") })
+        {
+            foreach (var r in new[] { IntegerRange.Int8, IntegerRange.Signed(4), IntegerRange.Signed(2), IntegerRange.UInt8 })
+            {
+                int z = r.IsSigned ? 0 : 40;
+                foreach (double s in new[] { 0.0131, 0.0517, 0.2113, 0.9377 })
+                {
+                    double hs = 1e-7 * s;
+                    // Samples: difference the definition in double precision (the production sum uses float32 sines).
+                    Func<double, double> qsin = d is SampleDistribution sq ? ss => sq.Values.ToArray().Average(v => QSinFunction.Value(v, ss, z, r)) : ss => d.QSin(ss, z, r);
+                    double fdQ = (qsin(s + hs) - qsin(s - hs)) / (2 * hs);
+                    Assert.Equal(fdQ, d.QSinDerivative(s, z, r), 2e-3 * Math.Abs(fdQ) + 1e-9);
+                    // Sample MSQE is continuous and piecewise smooth; difference it in double precision.
+                    Func<double, double> msqe = d is SampleDistribution sd ? ss => DoubleMsqe(sd, ss, z, r) : ss => d.Msqe(ss, z, r);
+                    double fdM = (msqe(s + hs) - msqe(s - hs)) / (2 * hs);
+                    Assert.Equal(fdM, d.MsqeDerivative(s, z, r), 2e-3 * Math.Abs(fdM) + 1e-9);
+                }
+            }
+        }
+    }
+
+    private static double DoubleMsqe(SampleDistribution d, double s, int z, IntegerRange r)
+    {
+        double total = 0;
+        foreach (float v in d.Values) { double e = v - UniformQuantizer.FakeQuantize(v, s, z, r); total += e * e; }
+        return total / d.Count;
+    }
+}
