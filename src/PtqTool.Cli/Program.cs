@@ -14,6 +14,8 @@ public static class Program
         var io = new CommandIo(stdout, stderr);
         root.Subcommands.Add(InspectCommand.Create(io));
         root.Subcommands.Add(EvalCommand.Create(io));
+        root.Subcommands.Add(PlotCommand.Create(io));
+        root.Subcommands.Add(CompareLossesCommand.Create(io));
         var parse = root.Parse(args);
         var config = new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false };
         return parse.Invoke(config);

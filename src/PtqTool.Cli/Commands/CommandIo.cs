@@ -17,13 +17,13 @@ public sealed record CommandIo(TextWriter Out, TextWriter Err)
         }
         catch (PtqException e)
         {
-            Err.WriteLine();
+            if (ProgressReporter.AnyLineOpen) Err.WriteLine();
             Err.WriteLine($"ptq: error: {e.Message}");
             return e.ExitCode;
         }
         catch (Exception e) when (e is not OutOfMemoryException)
         {
-            Err.WriteLine();
+            if (ProgressReporter.AnyLineOpen) Err.WriteLine();
             Err.WriteLine($"ptq: internal error: {e.GetType().Name}: {e.Message}");
             if (Environment.GetEnvironmentVariable("PTQ_DEBUG") == "1") Err.WriteLine(e);
             return ExitCodes.InternalError;

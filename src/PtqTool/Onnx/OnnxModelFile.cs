@@ -29,9 +29,9 @@ public static class OnnxModelFile
         catch (InvalidProtocolBufferException e)
         {
             string what = e.Message.Contains("truncated", StringComparison.OrdinalIgnoreCase)
-                ? "file is truncated or corrupt"
-                : "not a valid ONNX protobuf";
-            throw new PtqException($"{nameForErrors}: {what} ({e.Message.TrimEnd('.')})", inner: e);
+                ? $"file is truncated or corrupt (the protobuf data ends in the middle of a field after {bytes.Length} bytes)"
+                : "not an ONNX model (it does not parse as an ONNX protobuf)";
+            throw new PtqException($"{nameForErrors}: {what}", inner: e);
         }
         if (!model.HasIrVersion || model.Graph is null || model.OpsetImport.Count == 0)
             throw new PtqException($"{nameForErrors}: not an ONNX model (no ir_version, graph or opset_import)");

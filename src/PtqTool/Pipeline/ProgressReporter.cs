@@ -16,6 +16,9 @@ public sealed class ProgressReporter
 
     public static ProgressReporter Silent { get; } = new(quiet: true);
 
+    /// <summary>True while some reporter has drawn a progress line that was not ended (so an error message starts a new line).</summary>
+    public static bool AnyLineOpen { get; private set; }
+
     public void Start(string label, int total)
     {
         Finish();
@@ -36,14 +39,14 @@ public sealed class ProgressReporter
             : "";
         int pct = _total > 0 ? (int)(100L * done / _total) : 100;
         _writer.Write($"\r{_label} {done}/{_total} ({pct}%){eta}   ");
-        _drawn = true;
+        _drawn = AnyLineOpen = true;
     }
 
     /// <summary>Prints a line that does not get overwritten (warnings), keeping the progress line intact.</summary>
     public void Message(string line)
     {
         if (_writer is null) return;
-        if (_drawn) { _writer.WriteLine(); _drawn = false; }
+        if (_drawn) { _writer.WriteLine(); _drawn = AnyLineOpen = false; }
         _writer.WriteLine(line);
     }
 
@@ -51,6 +54,6 @@ public sealed class ProgressReporter
     {
         if (_writer is null || !_drawn) return;
         _writer.WriteLine($"\r{_label} done in {Format.Duration(_clock.Elapsed)}{new string(' ', 20)}");
-        _drawn = false;
+        _drawn = AnyLineOpen = false;
     }
 }

@@ -23,9 +23,9 @@ public class HistogramTests
     [Fact]
     public void Merged_shards_equal_the_histogram_of_the_concatenated_data()
     {
-        var small = RandomSamples.Draw("normal", 3000, 1);
-        var wide = RandomSamples.Draw("heavy", 3000, 2).Select(v => v * 7).ToArray();
-        var tiny = RandomSamples.Draw("uniform", 500, 3).Select(v => v * 0.01f).ToArray();
+        var small = SyntheticSamples.Draw("normal", 3000, 1);
+        var wide = SyntheticSamples.Draw("heavy", 3000, 2).Select(v => v * 7).ToArray();
+        var tiny = SyntheticSamples.Draw("uniform", 500, 3).Select(v => v * 0.01f).ToArray();
         var whole = Of([.. small, .. wide, .. tiny]);
 
         var a = Of(small);
@@ -62,7 +62,7 @@ public class HistogramTests
         var h = new Histogram();
         int bins = h.BinCount;
         var rng = new Random(5);
-        for (int i = 0; i < 50; i++) h.Add(RandomSamples.Draw("laplace", 10_000, i));
+        for (int i = 0; i < 50; i++) h.Add(SyntheticSamples.Draw("laplace", 10_000, i));
         Assert.Equal(bins, h.BinCount);
         Assert.Equal(500_000, h.Count);
     }
@@ -84,7 +84,7 @@ public class HistogramTests
     public void Histogram_msqe_equals_sample_msqe_of_data_drawn_from_the_histogram(string kind, int bits)
     {
         var h = new Histogram(128);
-        h.Add(RandomSamples.Draw(kind, 20_000, 11));
+        h.Add(SyntheticSamples.Draw(kind, 20_000, 11));
         var d = new HistogramDistribution(h);
         // Draw from the histogram: uniform inside each occupied bin, trimmed to [min, max] like the distribution is.
         var rng = new Random(12);
@@ -110,9 +110,9 @@ public class HistogramTests
     public void Distribution_derivatives_match_finite_differences()
     {
         var h = new Histogram(256);
-        h.Add(RandomSamples.Draw("laplace", 20_000, 4));
+        h.Add(SyntheticSamples.Draw("laplace", 20_000, 4));
         var hist = new HistogramDistribution(h);
-        var samples = new SampleDistribution(RandomSamples.Draw("normal", 2_000, 5));
+        var samples = new SampleDistribution(SyntheticSamples.Draw("normal", 2_000, 5));
         foreach (var (d, name) in new (IDistribution, string)[] { (hist, "histogram"), (samples, "samples") })
         {
             foreach (var r in new[] { IntegerRange.Int8, IntegerRange.Signed(4), IntegerRange.Signed(2), IntegerRange.UInt8 })

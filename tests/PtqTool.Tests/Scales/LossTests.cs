@@ -25,7 +25,7 @@ public class LossTests
     [MemberData(nameof(Cases))]
     public void Msqe_search_finds_the_brute_force_global_minimum_on_samples(string kind, int bits)
     {
-        var d = new SampleDistribution(RandomSamples.Draw(kind, 3000, bits));
+        var d = new SampleDistribution(SyntheticSamples.Draw(kind, 3000, bits));
         var spec = new QuantSpec(IntegerRange.Signed(bits), Symmetric: true);
         var chosen = new MsqeLoss().Choose(d, spec);
         double found = d.Msqe(chosen.Scale, 0, spec.Range);
@@ -38,7 +38,7 @@ public class LossTests
     public void Msqe_search_finds_the_brute_force_global_minimum_on_histograms(string kind, int bits)
     {
         var h = new Histogram();
-        h.Add(RandomSamples.Draw(kind, 50_000, bits + 100));
+        h.Add(SyntheticSamples.Draw(kind, 50_000, bits + 100));
         var d = new HistogramDistribution(h);
         var spec = new QuantSpec(IntegerRange.Signed(bits), Symmetric: true);
         double found = d.Msqe(new MsqeLoss().Choose(d, spec).Scale, 0, spec.Range);
@@ -51,7 +51,7 @@ public class LossTests
     public void Qsin_scale_is_within_a_few_percent_of_the_msqe_optimum(string kind, int bits)
     {
         var h = new Histogram();
-        h.Add(RandomSamples.Draw(kind, 50_000, bits + 200));
+        h.Add(SyntheticSamples.Draw(kind, 50_000, bits + 200));
         var d = new HistogramDistribution(h);
         var spec = new QuantSpec(IntegerRange.Signed(bits), Symmetric: true);
         double best = d.Msqe(new MsqeLoss().Choose(d, spec).Scale, 0, spec.Range);
@@ -67,7 +67,7 @@ public class LossTests
     [InlineData("normal", 8)]
     public void Asymmetric_msqe_is_no_worse_than_any_zero_point_on_a_grid(string kind, int bits)
     {
-        var raw = RandomSamples.Draw(kind, 4000, 9).Select(v => v + 0.7f).ToArray();
+        var raw = SyntheticSamples.Draw(kind, 4000, 9).Select(v => v + 0.7f).ToArray();
         var d = new SampleDistribution(raw);
         var spec = new QuantSpec(IntegerRange.Signed(bits), Symmetric: false);
         var chosen = new MsqeLoss().Choose(d, spec);

@@ -22,7 +22,7 @@ public class UniformQuantizerTests
     [InlineData(2)]
     public void Vectorized_msqe_equals_a_plain_loop(int bits)
     {
-        var x = RandomSamples.Draw("laplace", 1001, 3);
+        var x = SyntheticSamples.Draw("laplace", 1001, 3);
         var r = IntegerRange.Signed(bits);
         foreach (double s in new[] { 0.003, 0.02, 0.11, 0.7 })
         {

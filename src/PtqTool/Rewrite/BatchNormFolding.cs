@@ -1,0 +1,73 @@
+using PtqTool.Onnx;
+using PtqTool.Onnx.Proto;
+
+namespace PtqTool.Rewrite;
+
+/// <summary>
+/// Folds an inference-mode BatchNormalization that directly follows a Conv (whose output feeds nothing else) into the
+/// Conv's weights and bias: W' = W·γ/√(σ²+ε) per output channel, b' = (b − μ)·γ/√(σ²+ε) + β. The Conv then produces the
+/// BatchNormalization's output name, so every downstream tensor keeps its name.
+/// </summary>
+public static class BatchNormFolding
+{
+    /// <returns>How many BatchNormalization nodes were folded.</returns>
+    public static int Fold(OnnxGraph graph)
+    {
+        int folded = 0;
+        foreach (var bn in graph.Graph.Node.Where(n => n.OpType == "BatchNormalization").ToList())
+        {
+            if (bn.Output.Count > 1 && bn.Output.Skip(1).Any(o => o.Length > 0)) continue; // training-mode outputs
+            var conv = graph.Producer(bn.Input[0]);
+            if (conv is not { OpType: "Conv" } || graph.Consumers(bn.Input[0]).Count != 1 || graph.IsGraphOutput(bn.Input[0])) continue;
+            var w = graph.Initializer(conv.Input[1]);
+            var gamma = graph.ConstantValue(bn.Input[1]);
+            var beta = graph.ConstantValue(bn.Input[2]);
+            var mean = graph.ConstantValue(bn.Input[3]);
+            var variance = graph.ConstantValue(bn.Input[4]);
+            if (w is null || gamma is null || beta is null || mean is null || variance is null) continue;
+            // Shared weights would change every other user too.
+            if (graph.Consumers(conv.Input[1]).Count != 1) continue;
+
+            double eps = NodeAttributes.GetFloat(bn, "epsilon", 1e-5f);
+            var g = TensorData.ToFloats(gamma, graph.BaseDirectory);
+            var bt = TensorData.ToFloats(beta, graph.BaseDirectory);
+            var mu = TensorData.ToFloats(mean, graph.BaseDirectory);
+            var v = TensorData.ToFloats(variance, graph.BaseDirectory);
+            var weights = TensorData.ToFloats(w, graph.BaseDirectory);
+            int channels = (int)w.Dims[0], per = weights.Length / channels;
+            if (g.Length != channels) continue;
+            var bias = conv.Input.Count > 2 && conv.Input[2].Length > 0 ? graph.InitializerFloats(conv.Input[2]) : new float[channels];
+            var newWeights = new float[weights.Length];
+            var newBias = new float[channels];
+            for (int c = 0; c < channels; c++)
+            {
+                double k = g[c] / Math.Sqrt(v[c] + eps);
+                for (int i = 0; i < per; i++) newWeights[c * per + i] = (float)(weights[c * per + i] * k);
+                newBias[c] = (float)((bias[c] - mu[c]) * k + bt[c]);
+            }
+            string wName = graph.UniqueName(conv.Input[1] + "_bnfolded");
+            string bName = graph.UniqueName((conv.Name.Length > 0 ? conv.Name : bn.Output[0]) + "_bias_bnfolded");
+            graph.AddInitializer(TensorData.FromFloats(wName, TensorData.Shape(w), newWeights));
+            graph.AddInitializer(TensorData.FromFloats(bName, [channels], newBias));
+            string oldWeight = conv.Input[1];
+            string? oldBias = conv.Input.Count > 2 ? conv.Input[2] : null;
+            conv.Input[1] = wName;
+            if (conv.Input.Count > 2) conv.Input[2] = bName; else conv.Input.Add(bName);
+            conv.Output[0] = bn.Output[0];
+            graph.RemoveNode(bn);
+            RemoveIfUnused(graph, oldWeight);
+            if (oldBias is { Length: > 0 }) RemoveIfUnused(graph, oldBias);
+            foreach (var input in bn.Input.Skip(1)) RemoveIfUnused(graph, input);
+            folded++;
+        }
+        return folded;
+    }
+
+    public static void RemoveIfUnused(OnnxGraph graph, string name)
+    {
+        if (graph.Consumers(name).Count > 0 || graph.IsGraphOutput(name)) return;
+        if (graph.Initializer(name) is not null) { graph.RemoveInitializer(name); return; }
+        var producer = graph.Producer(name);
+        if (producer is { OpType: "Constant" }) graph.RemoveNode(producer);
+    }
+}

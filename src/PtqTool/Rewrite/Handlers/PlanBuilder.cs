@@ -1,0 +1,88 @@
+using PtqTool.Onnx;
+using PtqTool.Onnx.Proto;
+
+namespace PtqTool.Rewrite.Handlers;
+
+/// <summary>What handlers call to add to the plan; it enforces the rules every handler shares.</summary>
+public sealed class PlanBuilder
+{
+    private readonly Dictionary<string, int> _types;
+    private readonly HashSet<NodeProto> _quantized;
+
+    public OnnxGraph Graph { get; }
+    public QuantizationOptions Options { get; }
+    public QuantizationPlan Plan { get; } = new();
+
+    private PlanBuilder(OnnxGraph graph, QuantizationOptions options)
+    {
+        Graph = graph;
+        Options = options;
+        _types = TypeInference.Infer(graph);
+        _quantized = graph.Graph.Node.Where(n => OpHandlers.For(n.OpType) is not null && !IsExcluded(n, options)).ToHashSet();
+    }
+
+    /// <summary>Plans the rewrite of a graph (BatchNormalization already folded).</summary>
+    public static QuantizationPlan Build(OnnxGraph graph, QuantizationOptions options)
+    {
+        var builder = new PlanBuilder(graph, options);
+        foreach (var node in graph.TopologicalOrder())
+        {
+            if (builder._quantized.Contains(node))
+            {
+                builder.Plan.QuantizedNodes.Add(node);
+                OpHandlers.For(node.OpType)!.Plan(node, builder);
+            }
+            else if (node.OpType is not ("Constant" or "Identity"))
+            {
+                builder.Plan.FloatOps[node.OpType] = builder.Plan.FloatOps.GetValueOrDefault(node.OpType) + 1;
+            }
+        }
+        return builder.Plan;
+    }
+
+    public static bool IsExcluded(NodeProto node, QuantizationOptions options) =>
+        options.Exclude.Contains(node.Name) || options.Exclude.Contains(node.OpType);
+
+    public bool IsQuantized(NodeProto node) => _quantized.Contains(node);
+
+    /// <summary>Gives an activation input a Q/DQ pair (with its own statistics unless its producer already planned it).</summary>
+    /// <returns>Whether the input is a quantized activation.</returns>
+    public bool QuantizeInput(NodeProto node, int index)
+    {
+        if (index >= node.Input.Count) return false;
+        string t = node.Input[index];
+        if (!IsFloatActivation(t)) return false;
+        if (!Plan.IsQdq(t))
+        {
+            Plan.AddQdq(t);
+            Plan.StatsTensors.Add(t);
+        }
+        return true;
+    }
+
+    /// <returns>Whether the output is a quantized activation (graph outputs stay float).</returns>
+    public bool QuantizeOutput(NodeProto node, int index, bool ownStats = true)
+    {
+        string t = node.Output[index];
+        if (!IsFloatActivation(t)) return false;
+        Plan.AddQdq(t);
+        if (ownStats) Plan.StatsTensors.Add(t);
+        return true;
+    }
+
+    public void Weight(WeightUse use) => Plan.Weights.Add(use);
+
+    /// <summary>Removes the Relu; its producer's output takes the Relu's output name and statistics.</summary>
+    public void FoldRelu(NodeProto relu)
+    {
+        Plan.FoldedRelus.Add(relu);
+        Plan.QdqTensors.Remove(relu.Input[0]);
+        Plan.StatsTensors.Remove(relu.Input[0]);
+        Plan.AddQdq(relu.Output[0]);
+        Plan.StatsTensors.Add(relu.Output[0]);
+    }
+
+    private bool IsFloatActivation(string t) =>
+        t.Length > 0 && Graph.ConstantValue(t) is null && !Graph.IsGraphOutput(t)
+        && _types.TryGetValue(t, out int type) && type == ElementType.Float;
+}
