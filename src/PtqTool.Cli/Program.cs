@@ -14,6 +14,9 @@ public static class Program
         var io = new CommandIo(stdout, stderr);
         root.Subcommands.Add(InspectCommand.Create(io));
         root.Subcommands.Add(EvalCommand.Create(io));
+        root.Subcommands.Add(QuantizeCommand.Create(io));
+        root.Subcommands.Add(CalibrateCommand.Create(io));
+        root.Subcommands.Add(MergeStatsCommand.Create(io));
         root.Subcommands.Add(PlotCommand.Create(io));
         root.Subcommands.Add(CompareLossesCommand.Create(io));
         var parse = root.Parse(args);

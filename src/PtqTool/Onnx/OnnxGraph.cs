@@ -64,14 +64,21 @@ public sealed class OnnxGraph
     public float[] InitializerFloats(string name) =>
         TensorData.ToFloats(Initializer(name) ?? throw new KeyNotFoundException($"no initializer '{name}'"), BaseDirectory);
 
-    /// <summary>A Constant node's value, or an initializer's, when the tensor is constant.</summary>
+    /// <summary>
+    /// The value of a constant tensor: an initializer, a Constant node's value, or either seen through Identity nodes
+    /// (exporters write one Identity per duplicated initializer). Null when the tensor is not constant.
+    /// </summary>
     public TensorProto? ConstantValue(string name)
     {
-        var init = Initializer(name);
-        if (init is not null) return init;
-        var p = Producer(name);
-        if (p is { OpType: "Constant" })
-            return p.Attribute.FirstOrDefault(a => a.Name == "value")?.T;
+        for (int depth = 0; depth < 64; depth++)
+        {
+            var init = Initializer(name);
+            if (init is not null) return init;
+            var p = Producer(name);
+            if (p is { OpType: "Constant" }) return p.Attribute.FirstOrDefault(a => a.Name == "value")?.T;
+            if (p is not { OpType: "Identity" }) return null;
+            name = p.Input[0];
+        }
         return null;
     }
 

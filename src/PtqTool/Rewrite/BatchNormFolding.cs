@@ -63,11 +63,17 @@ public static class BatchNormFolding
         return folded;
     }
 
+    /// <summary>Removes a constant nobody reads any more: an initializer, a Constant node, or an Identity chain down to one.</summary>
     public static void RemoveIfUnused(OnnxGraph graph, string name)
     {
         if (graph.Consumers(name).Count > 0 || graph.IsGraphOutput(name)) return;
         if (graph.Initializer(name) is not null) { graph.RemoveInitializer(name); return; }
         var producer = graph.Producer(name);
         if (producer is { OpType: "Constant" }) graph.RemoveNode(producer);
+        if (producer is { OpType: "Identity" } && graph.ConstantValue(name) is not null)
+        {
+            graph.RemoveNode(producer);
+            RemoveIfUnused(graph, producer.Input[0]);
+        }
     }
 }

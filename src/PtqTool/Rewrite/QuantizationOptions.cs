@@ -8,12 +8,26 @@ public sealed record QuantizationOptions
     /// <summary>minmax, percentile, entropy, msqe or qsin: used for activations and weights.</summary>
     public string Loss { get; init; } = "msqe";
     public double Percentile { get; init; } = 99.99;
+    /// <summary>
+    /// Loss for weights; null means the activation loss, except entropy, which is a histogram method for activation
+    /// distributions (TensorRT also calibrates only activations with it) and degenerates on a channel of a few
+    /// weights: weights then use minmax.
+    /// </summary>
+    public string? WeightLoss { get; init; }
+
+    public string ResolvedWeightLoss => WeightLoss ?? (Loss == "entropy" ? "minmax" : Loss);
     public int ActivationBits { get; init; } = 8;
-    /// <summary>uint8-style unsigned activations instead of int8 (S8S8 is the default: see docs).</summary>
-    public bool UnsignedActivations { get; init; }
+    /// <summary>
+    /// Unsigned (uint8) activations, the default: ONNX Runtime 1.31 on x86 rewrites int8 activation Q/DQ pairs to uint8
+    /// before fusing, and that rewrite skips a QuantizeLinear that feeds several DequantizeLinear nodes, so with int8
+    /// activations every layer next to a residual branch stays in float (measured in docs/results.md).
+    /// </summary>
+    public bool UnsignedActivations { get; init; } = true;
     public bool SymmetricActivations { get; init; }
     public int WeightBits { get; init; } = 8;
     public bool PerChannelWeights { get; init; } = true;
+    /// <summary>Empirical bias correction of Conv/Gemm biases from calibration means (see <see cref="BiasCorrection"/>).</summary>
+    public bool BiasCorrection { get; init; } = true;
     /// <summary>Node names or op types kept in float.</summary>
     public IReadOnlyList<string> Exclude { get; init; } = [];
 
@@ -28,6 +42,7 @@ public sealed record QuantizationOptions
         if (ActivationBits is < 2 or > 8) throw new PtqException($"--activation-bits: {ActivationBits} is out of range (2..8)");
         if (WeightBits is < 2 or > 8) throw new PtqException($"--weight-bits: {WeightBits} is out of range (2..8)");
         Scales.Losses.ScaleLosses.Create(Loss, Percentile);
+        Scales.Losses.ScaleLosses.Create(ResolvedWeightLoss, Percentile);
         return this;
     }
 }

@@ -24,6 +24,8 @@ public sealed class QuantizationPlan
     public Dictionary<string, (double Lo, double Hi)> FixedRanges { get; } = new(StringComparer.Ordinal);
     public List<WeightUse> Weights { get; } = [];
     public List<NodeProto> FoldedRelus { get; } = [];
+    /// <summary>Tensors whose quantizer must clip at 0 (folded Relu outputs): their group's zero point is pinned to the range's bottom.</summary>
+    public HashSet<string> ClipAtZero { get; } = new(StringComparer.Ordinal);
     /// <summary>Op types left in float because no handler knows them or they were excluded, with counts.</summary>
     public SortedDictionary<string, int> FloatOps { get; } = new(StringComparer.Ordinal);
 

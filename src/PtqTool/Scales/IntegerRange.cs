@@ -52,8 +52,15 @@ public readonly record struct IntegerRange(int Min, int Max)
     }
 }
 
-/// <summary>What to quantize into: the integer segment and whether the zero point is fixed (symmetric) or chosen.</summary>
-public readonly record struct QuantSpec(IntegerRange Range, bool Symmetric);
+/// <summary>
+/// What to quantize into: the integer segment and whether the zero point is fixed at the middle (symmetric), pinned
+/// to a given level (e.g. the bottom, so the quantizer clips at 0 like a folded Relu), or chosen.
+/// </summary>
+public readonly record struct QuantSpec(IntegerRange Range, bool Symmetric, int? PinnedZeroPoint = null)
+{
+    /// <summary>The zero point the spec fixes, if any.</summary>
+    public int? FixedZeroPoint => Symmetric ? Range.SymmetricZeroPoint : PinnedZeroPoint;
+}
 
 /// <summary>A chosen scale and zero point: r = Scale·(q − ZeroPoint).</summary>
 public readonly record struct QuantParams(double Scale, int ZeroPoint)

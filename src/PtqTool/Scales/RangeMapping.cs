@@ -17,6 +17,11 @@ public static class RangeMapping
             double s = CoveringScale(lo, hi, z, r);
             return new QuantParams(s > 0 ? s : ScaleOfZeroRange, z);
         }
+        if (spec.PinnedZeroPoint is int pz)
+        {
+            double ps = CoveringScale(lo, hi, pz, r);
+            return new QuantParams(ps > 0 && double.IsFinite(ps) ? ps : ScaleOfZeroRange, pz);
+        }
         double scale = (hi - lo) / (r.Max - r.Min);
         if (!(scale > 0)) return new QuantParams(ScaleOfZeroRange, Math.Clamp(0, r.Min, r.Max));
         int zp = (int)Math.Clamp(Math.Round(r.Min - lo / scale, MidpointRounding.ToEven), r.Min, r.Max);

@@ -80,6 +80,7 @@ public sealed class PlanBuilder
         Plan.StatsTensors.Remove(relu.Input[0]);
         Plan.AddQdq(relu.Output[0]);
         Plan.StatsTensors.Add(relu.Output[0]);
+        Plan.ClipAtZero.Add(relu.Output[0]);
     }
 
     private bool IsFloatActivation(string t) =>

@@ -4,6 +4,9 @@ namespace PtqTool.Scales.Losses;
 /// TensorRT-style entropy calibration: over a histogram of |x|, pick the threshold whose clipped-and-requantized
 /// distribution Q is closest to the clipped reference P in KL divergence. Candidates run from as many bins as there
 /// are quantized levels up to the last non-empty bin (ONNX Runtime's default of 128 bins leaves a single candidate).
+/// One change to the classic algorithm: zero is exactly representable, so the bin holding zero is never merged; the
+/// other L − 1 levels cover the remaining bins. Without this the spike of exact zeros after a Relu is smeared over its
+/// group, every wide candidate looks bad, and the search clips far too hard.
 /// </summary>
 public sealed class EntropyLoss : IScaleLoss
 {
@@ -30,7 +33,7 @@ public sealed class EntropyLoss : IScaleLoss
     public static int Threshold(double[] hist, int quantizedBins)
     {
         int n = hist.Length;
-        if (n <= quantizedBins) return n;
+        if (n <= quantizedBins || quantizedBins < 2) return n;
         double bestKl = double.PositiveInfinity;
         int best = n;
         var p = new double[n];
@@ -43,11 +46,13 @@ public sealed class EntropyLoss : IScaleLoss
             for (int j = 0; j < i; j++) p[j] = hist[j];
             p[i - 1] += tail;
             if (i < n) tail -= hist[i];
-            // Candidate Q: the first i bins merged into quantizedBins groups, each group's mass spread over its non-empty bins.
-            int merged = i / quantizedBins;
-            for (int g = 0; g < quantizedBins; g++)
+            // Candidate Q: bin 0 (zero) kept as it is; bins 1..i−1 merged into quantizedBins − 1 groups, each group's mass
+            // spread over its non-empty bins.
+            q[0] = hist[0];
+            int groups = quantizedBins - 1, merged = (i - 1) / groups;
+            for (int g = 0; g < groups; g++)
             {
-                int start = g * merged, end = g == quantizedBins - 1 ? i : start + merged;
+                int start = 1 + g * merged, end = g == groups - 1 ? i : start + merged;
                 double total = 0;
                 int nonzero = 0;
                 for (int j = start; j < end; j++) { total += hist[j]; if (hist[j] != 0) nonzero++; }

@@ -14,7 +14,7 @@ internal static class ZeroPointSearch
     {
         var start = RangeMapping.FromRange(d.Min, d.Max, spec);
         if (d.Count == 0 || (d.Min == 0 && d.Max == 0)) return start;
-        if (spec.Symmetric) return new QuantParams(bestScale(start.ZeroPoint, false), start.ZeroPoint);
+        if (spec.FixedZeroPoint is int fixedZ) return new QuantParams(bestScale(fixedZ, false), fixedZ);
         var r = spec.Range;
         int step = Math.Max(1, r.Levels / 32);
         var tried = new Dictionary<int, double>();

@@ -1,0 +1,69 @@
+using System.CommandLine;
+using PtqTool.Pipeline;
+using PtqTool.Rewrite;
+
+namespace PtqTool.Cli.Commands;
+
+/// <summary>Options shared by `quantize` and `calibrate`: data, batching, quantization choices, preprocessing.</summary>
+public sealed class QuantizationOptionSet
+{
+    public Argument<string> Model { get; } = new("model") { Description = "FP32 ONNX model" };
+    public Option<string?> Calib { get; } = new("--calib") { Description = "Calibration folder: images (jpg/png/bmp/webp/gif, recursive), .npy or TensorProto .pb files" };
+    public Option<int?> Limit { get; } = new("--limit") { Description = "Use at most N calibration samples (spread evenly over the folder)" };
+    public Option<int> Batch { get; } = new("--batch") { Description = "Batch size", DefaultValueFactory = _ => 32 };
+    public Option<bool> Strict { get; } = new("--strict") { Description = "Stop on an unreadable image or an op without a handler instead of skipping/keeping it in float" };
+    public Option<int> Threads { get; } = new("--threads") { Description = "ONNX Runtime intra-op threads (0 = automatic)", DefaultValueFactory = _ => 0 };
+    public Option<bool> Quiet { get; } = new("--quiet") { Description = "No progress on stderr" };
+    public Option<string> Loss { get; } = new("--loss") { Description = "Scale choice: minmax, percentile, entropy, msqe or qsin", DefaultValueFactory = _ => "msqe" };
+    public Option<string?> WeightLoss { get; } = new("--weight-loss") { Description = "Loss for weights (default: --loss; minmax when --loss is entropy)" };
+    public Option<double> Percentile { get; } = new("--percentile") { Description = "Percentile for --loss percentile", DefaultValueFactory = _ => 99.99 };
+    public Option<int?> Bits { get; } = new("--bits") { Description = "Bit width of weights and activations (sets both; 2..8)" };
+    public Option<int?> WeightBits { get; } = new("--weight-bits") { Description = "Weight bit width (2..8, default 8)" };
+    public Option<int?> ActivationBits { get; } = new("--activation-bits") { Description = "Activation bit width (2..8, default 8)" };
+    public Option<string> ActivationType { get; } = new("--activation-type") { Description = "uint8 (default; what ONNX Runtime fuses on x86) or int8", DefaultValueFactory = _ => "uint8" };
+    public Option<bool> SymmetricActivations { get; } = new("--symmetric-activations") { Description = "Zero point fixed at the middle (keeps Relu nodes)" };
+    public Option<bool> PerTensorWeights { get; } = new("--per-tensor-weights") { Description = "One scale per weight tensor instead of per output channel" };
+    public Option<bool> NoBiasCorrection { get; } = new("--no-bias-correction") { Description = "Keep biases as they are (default: correct them for the mean weight error)" };
+    public Option<string[]> Exclude { get; } = new("--exclude") { Description = "Node names or op types to keep in float", AllowMultipleArgumentsPerToken = true };
+    public PreprocessingOptions Preprocessing { get; } = new();
+
+    public void AddTo(Command command)
+    {
+        command.Arguments.Add(Model);
+        foreach (var o in new Option[] { Calib, Limit, Batch, Strict, Threads, Quiet, Loss, WeightLoss, Percentile, Bits, WeightBits, ActivationBits, ActivationType, SymmetricActivations, PerTensorWeights, NoBiasCorrection, Exclude })
+            command.Options.Add(o);
+        Preprocessing.AddTo(command);
+    }
+
+    public QuantizeRequest Read(ParseResult parse)
+    {
+        string type = parse.GetValue(ActivationType)!;
+        if (type is not ("int8" or "uint8")) throw new PtqException($"--activation-type: '{type}' is not int8 or uint8");
+        int? bits = parse.GetValue(Bits);
+        if (bits is < 2 or > 8) throw new PtqException($"--bits: {bits} is out of range (2..8)");
+        var options = new QuantizationOptions
+        {
+            Loss = parse.GetValue(Loss)!,
+            WeightLoss = parse.GetValue(WeightLoss),
+            Percentile = parse.GetValue(Percentile),
+            WeightBits = parse.GetValue(WeightBits) ?? bits ?? 8,
+            ActivationBits = parse.GetValue(ActivationBits) ?? bits ?? 8,
+            UnsignedActivations = type == "uint8",
+            SymmetricActivations = parse.GetValue(SymmetricActivations),
+            PerChannelWeights = !parse.GetValue(PerTensorWeights),
+            BiasCorrection = !parse.GetValue(NoBiasCorrection),
+            Exclude = parse.GetValue(Exclude) ?? [],
+        };
+        return new QuantizeRequest
+        {
+            ModelPath = parse.GetValue(Model)!,
+            Options = options,
+            Preprocessing = Preprocessing.Read(parse),
+            CalibDir = parse.GetValue(Calib),
+            Limit = parse.GetValue(Limit),
+            Batch = parse.GetValue(Batch),
+            Strict = parse.GetValue(Strict),
+            Threads = parse.GetValue(Threads),
+        };
+    }
+}

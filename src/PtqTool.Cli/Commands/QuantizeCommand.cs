@@ -1,0 +1,45 @@
+using System.CommandLine;
+using PtqTool.Pipeline;
+using PtqTool.Reports;
+
+namespace PtqTool.Cli.Commands;
+
+/// <summary>ptq quantize: the main job.</summary>
+public static class QuantizeCommand
+{
+    public static Command Create(CommandIo io)
+    {
+        var set = new QuantizationOptionSet();
+        var stats = new Option<string[]>("--stats") { Description = "Quantize from statistics files (ptq calibrate --stats) instead of --calib; several are merged", AllowMultipleArgumentsPerToken = true };
+        var eval = new Option<string?>("--eval") { Description = "Evaluation folder: a labelled ImageFolder (top-1/top-5) or unlabelled images (agreement, SQNR)" };
+        var evalLimit = new Option<int?>("--eval-limit") { Description = "Use at most N evaluation samples" };
+        var output = new Option<string?>("--out") { Description = "Output model (default MODEL.int8.onnx beside the input)" };
+        var report = new Option<string[]>("--report") { Description = "Write the report: .json (schema ptq-report/1) or .md; repeatable", AllowMultipleArgumentsPerToken = true };
+        var maxDrop = new Option<double?>("--max-drop") { Description = "CI gate: exit 3 when the top-1 drop (points) exceeds this; without labels, 100 - agreement" };
+        var command = new Command("quantize", "Quantize a model to QDQ INT8 and report what it cost");
+        set.AddTo(command);
+        foreach (var o in new Option[] { stats, eval, evalLimit, output, report, maxDrop }) command.Options.Add(o);
+        command.SetAction(parse => io.Guard(() =>
+        {
+            var request = set.Read(parse) with
+            {
+                StatsPaths = parse.GetValue(stats) ?? [],
+                EvalDir = parse.GetValue(eval),
+                EvalLimit = parse.GetValue(evalLimit),
+                OutputPath = parse.GetValue(output),
+                ReportPaths = parse.GetValue(report) ?? [],
+                MaxDrop = parse.GetValue(maxDrop),
+            };
+            var progress = io.Progress(parse.GetValue(set.Quiet));
+            var result = new QuantizeJob(request, progress).Run();
+            io.Out.Write(ReportWriters.Console(result));
+            if (!result.GatePassed)
+            {
+                io.Err.WriteLine($"ptq: gate failed: {(result.Outputs.Labelled ? "top-1 drop" : "100 - agreement")} {Format.F(result.GateValue)} pt exceeds --max-drop {Format.F(result.MaxDrop!.Value)}");
+                return ExitCodes.QualityGateFailed;
+            }
+            return 0;
+        }));
+        return command;
+    }
+}

@@ -1,0 +1,44 @@
+using PtqTool.Data;
+using PtqTool.Onnx;
+using PtqTool.Onnx.Proto;
+using PtqTool.Scales;
+
+namespace PtqTool.Calibration;
+
+/// <summary>
+/// Runs calibration batches through one augmented model (every observed tensor exposed as an output) and streams each
+/// batch into per-tensor histograms, dropping the batch: memory depends on the batch size and the number of observed
+/// tensors, never on the number of samples.
+/// </summary>
+public static class StatisticsCollector
+{
+    /// <param name="channelTensors">Tensors whose per-channel means are also kept (inputs of weighted ops, for bias correction).</param>
+    public static ActivationStatistics Collect(ModelProto model, IReadOnlyCollection<string> tensors, IEnumerable<SampleBatch> batches,
+        string modelSha256, RunnerOptions? runnerOptions = null, Action<int>? onSamples = null, IReadOnlyCollection<string>? channelTensors = null)
+    {
+        var augmented = model.Clone();
+        var graph = new OnnxGraph(augmented);
+        var names = tensors.Union(channelTensors ?? []).OrderBy(t => t, StringComparer.Ordinal).ToList();
+        foreach (var t in names) graph.AddOutput(t);
+        var stats = new ActivationStatistics(modelSha256);
+        foreach (var t in tensors) stats.Tensors[t] = new Histogram();
+        using var runner = OrtRunner.FromModel(augmented, runnerOptions, "augmented calibration model");
+        int seen = 0;
+        foreach (var batch in batches)
+        {
+            var outputs = runner.Run(batch.Input, names);
+            foreach (var t in tensors) stats.Tensors[t].Add(outputs[t].Data);
+            foreach (var t in channelTensors ?? [])
+            {
+                var o = outputs[t];
+                if (o.Shape.Length < 2) continue;
+                if (!stats.Channels.TryGetValue(t, out var c)) stats.Channels[t] = c = new ChannelMeans(o.Shape[1]);
+                c.Add(o.Data, o.Shape);
+            }
+            seen += batch.Input.Batch;
+            stats.Samples = seen;
+            onSamples?.Invoke(seen);
+        }
+        return stats;
+    }
+}

@@ -1,0 +1,39 @@
+using PtqTool.Calibration;
+using PtqTool.Rewrite;
+using PtqTool.Scales;
+using PtqTool.Scales.Losses;
+
+namespace PtqTool.Pipeline;
+
+/// <summary>Chooses every quantized activation's scale and zero point: one choice per parameter group, from the merged histograms of its members.</summary>
+public static class ActivationParameters
+{
+    public static Dictionary<string, QuantParams> Choose(QuantizationPlan plan, ActivationStatistics stats, QuantizationOptions options)
+    {
+        var loss = ScaleLosses.Create(options.Loss, options.Percentile);
+        var spec = options.ActivationSpec;
+        var result = new Dictionary<string, QuantParams>(StringComparer.Ordinal);
+        var groups = plan.Groups().OrderBy(g => g.Key, StringComparer.Ordinal).ToList();
+        // The plan's union-find compresses paths as it is read: gather every group's statistics members up front.
+        var statsMembers = groups.Select(g => plan.StatsOf(g.Key).OrderBy(t => t, StringComparer.Ordinal).ToList()).ToList();
+        var chosen = new QuantParams[groups.Count];
+        Parallel.For(0, groups.Count, i =>
+        {
+            var members = groups[i].Value;
+            var fixedRange = members.Where(plan.FixedRanges.ContainsKey).Select(m => plan.FixedRanges[m]).ToList();
+            if (fixedRange.Count > 0)
+            {
+                chosen[i] = RangeMapping.FromRange(fixedRange.Min(r => r.Lo), fixedRange.Max(r => r.Hi), spec);
+                return;
+            }
+            var histogram = new Histogram();
+            foreach (var t in statsMembers[i]) histogram.Merge(stats.Tensors[t]);
+            // A folded Relu lives on in the quantizer: the range must start at exactly 0.
+            var groupSpec = members.Any(plan.ClipAtZero.Contains) ? spec with { PinnedZeroPoint = spec.Range.Min } : spec;
+            chosen[i] = loss.Choose(new HistogramDistribution(histogram), groupSpec);
+        });
+        for (int i = 0; i < groups.Count; i++)
+            foreach (var member in groups[i].Value) result[member] = chosen[i];
+        return result;
+    }
+}

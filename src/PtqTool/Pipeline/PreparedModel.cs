@@ -1,0 +1,73 @@
+using PtqTool.Calibration;
+using PtqTool.Data;
+using PtqTool.Onnx;
+using PtqTool.Rewrite;
+using PtqTool.Rewrite.Handlers;
+
+namespace PtqTool.Pipeline;
+
+/// <summary>
+/// A model made ready for calibration and rewriting: the original (the FP32 reference), a copy with BatchNormalization
+/// folded, the rewrite plan over that copy, the input's preprocessing, and the model file's digest (stats files carry it).
+/// </summary>
+public sealed class PreparedModel
+{
+    public required string Path { get; init; }
+    public required OnnxGraph Original { get; init; }
+    public required OnnxGraph Folded { get; init; }
+    public required int FoldedBatchNorms { get; init; }
+    public required QuantizationPlan Plan { get; init; }
+    public required QuantizationOptions Options { get; init; }
+    public required Preprocessing Preprocessing { get; init; }
+    public required int[] SampleShape { get; init; }
+    public required string Sha256 { get; init; }
+
+    public static PreparedModel Prepare(QuantizeRequest request, Action<string> warn)
+    {
+        var original = OnnxGraph.Load(request.ModelPath);
+        long opset = original.OpsetVersion();
+        if (opset < 10)
+            throw new PtqException($"{request.ModelPath}: opset {opset} has no QuantizeLinear/DequantizeLinear (needs opset 10 or later)");
+        var options = request.Options;
+        if (opset < 13 && options.PerChannelWeights)
+        {
+            warn($"warning: {request.ModelPath}: opset {opset} < 13 has no per-channel DequantizeLinear; using per-tensor weights");
+            options = options with { PerChannelWeights = false };
+        }
+        int[] declared;
+        using (var runner = OrtRunner.FromModel(InlineCopy(original), nameForErrors: request.ModelPath))
+            declared = ModelInput.Of(runner, request.ModelPath).DeclaredShape;
+        var input = new ModelInput(original.DataInputs().First().Name, declared);
+        var preprocessing = PreprocessingResolver.Resolve(request.ModelPath, declared, request.Preprocessing);
+
+        var folded = new OnnxGraph(InlineCopy(original), original.BaseDirectory);
+        int bn = BatchNormFolding.Fold(folded);
+        var plan = PlanBuilder.Build(folded, options);
+        if (plan.FloatOps.Count > 0)
+        {
+            string list = string.Join(", ", plan.FloatOps.Select(kv => $"{kv.Key} ({kv.Value})"));
+            if (request.Strict)
+                throw new PtqException($"{request.ModelPath}: ops without a quantization handler: {list} (drop --strict to keep them in float)");
+            warn($"note: kept in float (no handler or excluded): {list}");
+        }
+        if (plan.QdqTensors.Count == 0)
+            throw new PtqException($"{request.ModelPath}: nothing to quantize (no supported ops: {string.Join(", ", OpHandlers.SupportedOps)})");
+        return new PreparedModel
+        {
+            Path = request.ModelPath, Original = original, Folded = folded, FoldedBatchNorms = bn, Plan = plan, Options = options,
+            Preprocessing = preprocessing, SampleShape = input.SampleShape(preprocessing, request.ModelPath),
+            Sha256 = ActivationStatistics.Digest(request.ModelPath),
+        };
+    }
+
+    /// <summary>A copy with external data read in, so it can be handed to ONNX Runtime as bytes.</summary>
+    private static Onnx.Proto.ModelProto InlineCopy(OnnxGraph graph)
+    {
+        var copy = graph.Model.Clone();
+        OnnxModelFile.InlineExternalData(copy, graph.BaseDirectory);
+        return copy;
+    }
+
+    /// <summary>The original model as ONNX Runtime takes it (external data inlined).</summary>
+    public Onnx.Proto.ModelProto OriginalForRuntime() => InlineCopy(Original);
+}

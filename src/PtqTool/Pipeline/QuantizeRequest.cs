@@ -1,0 +1,41 @@
+using PtqTool.Rewrite;
+
+namespace PtqTool.Pipeline;
+
+/// <summary>The inputs of `ptq quantize` and `ptq calibrate`.</summary>
+public sealed record QuantizeRequest
+{
+    public required string ModelPath { get; init; }
+    public string? OutputPath { get; init; }
+    public QuantizationOptions Options { get; init; } = new();
+    public PreprocessingOverrides Preprocessing { get; init; } = new();
+    public string? CalibDir { get; init; }
+    public IReadOnlyList<string> StatsPaths { get; init; } = [];
+    public string? EvalDir { get; init; }
+    /// <summary>At most this many calibration samples.</summary>
+    public int? Limit { get; init; }
+    /// <summary>At most this many evaluation samples.</summary>
+    public int? EvalLimit { get; init; }
+    public int Batch { get; init; } = 32;
+    public bool Strict { get; init; }
+    public int Threads { get; init; }
+    public double? MaxDrop { get; init; }
+    public (int Index, int Count)? Shard { get; init; }
+    public IReadOnlyList<string> ReportPaths { get; init; } = [];
+
+    public string ResolvedOutputPath => OutputPath ?? Path.ChangeExtension(ModelPath, null) + (Options.WeightBits == 8 && Options.ActivationBits == 8 ? ".int8.onnx" : $".w{Options.WeightBits}a{Options.ActivationBits}.onnx");
+
+    public QuantizeRequest Validated()
+    {
+        Options.Validated();
+        if (Batch < 1) throw new PtqException($"--batch: {Batch} must be at least 1");
+        if (Limit is < 1) throw new PtqException($"--limit: {Limit} must be at least 1");
+        if (EvalLimit is < 1) throw new PtqException($"--eval-limit: {EvalLimit} must be at least 1");
+        if (Threads < 0) throw new PtqException($"--threads: {Threads} must be 0 (automatic) or more");
+        if (MaxDrop is double m && (m < 0 || !double.IsFinite(m))) throw new PtqException($"--max-drop: {m} must be a non-negative number of points");
+        foreach (var r in ReportPaths)
+            if (Path.GetExtension(r).ToLowerInvariant() is not (".json" or ".md" or ".markdown"))
+                throw new PtqException($"--report: {r}: unknown format (use a .json or .md file name)");
+        return this;
+    }
+}

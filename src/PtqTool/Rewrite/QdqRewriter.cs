@@ -1,0 +1,158 @@
+using PtqTool.Onnx;
+using PtqTool.Onnx.Proto;
+using PtqTool.Scales;
+using PtqTool.Scales.Losses;
+
+namespace PtqTool.Rewrite;
+
+/// <summary>What the rewrite did, for the report.</summary>
+public sealed record RewriteSummary(int QdqPairs, int QuantizedWeights, int QuantizedBiases, int CorrectedBiases, int FoldedRelus, int RaisedWeightScales, string WeightStorage, string ActivationStorage);
+
+/// <summary>
+/// Applies a <see cref="QuantizationPlan"/> with chosen activation parameters to a (BatchNormalization-folded) graph, in
+/// ONNX Runtime's QDQ conventions: each quantized activation tensor T gets one QuantizeLinear and a DequantizeLinear
+/// per consumer (the first writes "T_dequantized"); weights become integer initializers feeding DequantizeLinear (per channel, symmetric);
+/// biases become int32 with scale x_scale·w_scale and zero point 0. Bit widths under 8 are stored in int8/uint8
+/// tensors with the narrower range (activations are clipped to it first), since int4 QDQ needs opset 21.
+/// </summary>
+public static class QdqRewriter
+{
+    public static string DequantizedName(string tensor) => tensor + "_dequantized";
+
+    /// <param name="inputMeans">Per-channel means of weighted ops' inputs; when given (and enabled), biases are corrected.</param>
+    public static RewriteSummary Apply(OnnxGraph graph, QuantizationPlan plan, IReadOnlyDictionary<string, QuantParams> activations, QuantizationOptions options,
+        IReadOnlyDictionary<string, double[]>? inputMeans = null)
+    {
+        var actSpec = options.ActivationSpec;
+        foreach (var relu in plan.FoldedRelus)
+        {
+            var producer = graph.Producer(relu.Input[0])!;
+            int index = producer.Output.IndexOf(relu.Input[0]);
+            graph.RemoveNode(relu);
+            producer.Output[index] = relu.Output[0];
+        }
+
+        var weightLoss = ScaleLosses.Create(options.ResolvedWeightLoss, options.Percentile);
+        var done = new Dictionary<string, (string Dequantized, QuantizedWeight Weight)>(StringComparer.Ordinal);
+        int biases = 0, raised = 0, corrected = 0;
+        foreach (var use in plan.Weights)
+        {
+            var node = use.Node;
+            string wName = node.Input[use.InputIndex];
+            var wTensor = graph.Initializer(wName)!;
+            string input = node.Input[0];
+            double inputScale = activations.TryGetValue(input, out var xp) ? xp.Scale : 0;
+            float[]? bias = use.BiasIndex is int bi ? graph.InitializerFloats(node.Input[bi]) : null;
+            if (!done.TryGetValue(wName, out var qw))
+            {
+                var shape = TensorData.Shape(wTensor);
+                int axis = options.PerChannelWeights ? use.Axis : -1;
+                var q = WeightQuantizer.Quantize(graph.InitializerFloats(wName), shape, axis, weightLoss, options.WeightSpec, bias, inputScale);
+                raised += q.RaisedChannels;
+                string dq = AddDequantized(graph, wName, shape, q.Values.Select(v => (sbyte)v).ToArray(), q.Scales, q.Axis);
+                qw = (dq, q);
+                done[wName] = qw;
+            }
+            if (bias is not null && options.BiasCorrection && inputMeans is not null && inputMeans.TryGetValue(input, out var means)
+                && BiasCorrection.Correct(node, graph.InitializerFloats(wName), TensorData.Shape(wTensor), qw.Weight, bias, means) is { } fixedBias)
+            {
+                bias = fixedBias;
+                corrected++;
+            }
+            node.Input[use.InputIndex] = qw.Dequantized;
+            if (use.BiasIndex is int b && bias is not null && inputScale > 0)
+            {
+                var (values, scales) = WeightQuantizer.QuantizeBias(bias, (float)inputScale, qw.Weight.Scales);
+                string bName = node.Input[b];
+                node.Input[b] = AddDequantizedBias(graph, bName, values, scales);
+                biases++;
+            }
+        }
+
+        int pairs = 0;
+        foreach (string tensor in plan.QdqTensors)
+        {
+            if (!activations.TryGetValue(tensor, out var p)) throw new InvalidOperationException($"no parameters for '{tensor}'");
+            InsertQdq(graph, tensor, p, actSpec);
+            pairs++;
+        }
+        foreach (var t in graph.Graph.Initializer.Select(t => t.Name).ToList()) BatchNormFolding.RemoveIfUnused(graph, t);
+        graph.SortNodes();
+        string weightStorage = options.WeightBits == 8 ? "int8" : $"int{options.WeightBits} values in int8 storage (int4 QDQ needs opset 21; this model has opset {graph.OpsetVersion()})";
+        string actStorage = (options.ActivationBits, options.UnsignedActivations) switch
+        {
+            (8, false) => "int8",
+            (8, true) => "uint8",
+            (var b, var u) => $"{(u ? "uint" : "int")}{b} simulated: Clip to the {b}-bit range, then {(u ? "uint8" : "int8")} QuantizeLinear",
+        };
+        return new RewriteSummary(pairs, done.Count, biases, corrected, plan.FoldedRelus.Count, raised, weightStorage, actStorage);
+    }
+
+    private static void InsertQdq(OnnxGraph graph, string tensor, QuantParams p, QuantSpec spec)
+    {
+        bool unsigned = !spec.Range.IsSigned;
+        string scale = graph.UniqueName(tensor + "_scale");
+        string zero = graph.UniqueName(tensor + "_zero_point");
+        graph.AddInitializer(TensorData.FromFloats(scale, [], [(float)p.Scale]));
+        graph.AddInitializer(unsigned
+            ? TensorData.FromUInt8(zero, [], [(byte)p.ZeroPoint])
+            : TensorData.FromInt8(zero, [], [(sbyte)p.ZeroPoint]));
+        string source = tensor;
+        var consumers = graph.Consumers(tensor).ToList();
+        var added = new List<NodeProto>();
+        bool narrow = spec.Range != (unsigned ? IntegerRange.UInt8 : IntegerRange.Int8);
+        if (narrow)
+        {
+            string lo = graph.UniqueName(tensor + "_clip_min"), hi = graph.UniqueName(tensor + "_clip_max");
+            float s = (float)p.Scale;
+            graph.AddInitializer(TensorData.FromFloats(lo, [], [s * (spec.Range.Min - p.ZeroPoint)]));
+            graph.AddInitializer(TensorData.FromFloats(hi, [], [s * (spec.Range.Max - p.ZeroPoint)]));
+            source = graph.UniqueName(tensor + "_clipped");
+            added.Add(NodeAttributes.Node("Clip", graph.UniqueName(tensor + "_Clip"), [tensor, lo, hi], [source]));
+        }
+        string quantized = graph.UniqueName(tensor + "_quantized");
+        added.Add(NodeAttributes.Node("QuantizeLinear", graph.UniqueName(tensor + "_QuantizeLinear"), [source, scale, zero], [quantized]));
+        // One DequantizeLinear per consumer: ONNX Runtime fuses DQ → op → Q into an integer kernel only when the DQ
+        // feeds that op alone. The first is named T_dequantized (per-layer error reports read it).
+        for (int k = 0; k < consumers.Count; k++)
+        {
+            string dequantized = graph.UniqueName(DequantizedName(tensor));
+            added.Add(NodeAttributes.Node("DequantizeLinear", graph.UniqueName(tensor + "_DequantizeLinear"), [quantized, scale, zero], [dequantized]));
+            var c = consumers[k];
+            for (int i = 0; i < c.Input.Count; i++)
+                if (c.Input[i] == tensor) c.Input[i] = dequantized;
+        }
+        foreach (var n in added) graph.AddNode(n);
+    }
+
+    private static string AddDequantized(OnnxGraph graph, string weight, int[] shape, sbyte[] values, float[] scales, int axis)
+    {
+        string q = graph.UniqueName(weight + "_quantized");
+        string scale = graph.UniqueName(weight + "_scale");
+        string zero = graph.UniqueName(weight + "_zero_point");
+        string dq = graph.UniqueName(DequantizedName(weight));
+        graph.AddInitializer(TensorData.FromInt8(q, shape, values));
+        int[] paramShape = axis >= 0 ? [scales.Length] : [];
+        graph.AddInitializer(TensorData.FromFloats(scale, paramShape, scales));
+        graph.AddInitializer(TensorData.FromInt8(zero, paramShape, new sbyte[scales.Length]));
+        var node = NodeAttributes.Node("DequantizeLinear", graph.UniqueName(weight + "_DequantizeLinear"), [q, scale, zero], [dq]);
+        if (axis >= 0) node.Attribute.Add(NodeAttributes.Int("axis", axis));
+        graph.AddNode(node);
+        return dq;
+    }
+
+    private static string AddDequantizedBias(OnnxGraph graph, string bias, int[] values, float[] scales)
+    {
+        string q = graph.UniqueName(bias + "_quantized");
+        string scale = graph.UniqueName(bias + "_scale");
+        string zero = graph.UniqueName(bias + "_zero_point");
+        string dq = graph.UniqueName(DequantizedName(bias));
+        graph.AddInitializer(TensorData.FromInt32(q, [values.Length], values));
+        graph.AddInitializer(TensorData.FromFloats(scale, [scales.Length], scales));
+        graph.AddInitializer(TensorData.FromInt32(zero, [scales.Length], new int[scales.Length]));
+        var node = NodeAttributes.Node("DequantizeLinear", graph.UniqueName(bias + "_DequantizeLinear"), [q, scale, zero], [dq]);
+        node.Attribute.Add(NodeAttributes.Int("axis", 0));
+        graph.AddNode(node);
+        return dq;
+    }
+}

@@ -1,0 +1,138 @@
+using System.Text.Json;
+using PtqTool.Onnx;
+using PtqTool.Tests.Cli;
+
+namespace PtqTool.Tests.Pipeline;
+
+public class QuantizeEndToEndTests
+{
+    private static (int Code, string Out, string Err, JsonElement Report, string Model) Quantize(string model, string dir, params string[] extra)
+    {
+        string output = Path.Combine(dir, model + ".int8.onnx"), report = Path.Combine(dir, model + ".json");
+        var (code, stdout, stderr) = CliRunner.Run(["quantize", Repo.Model(model), "--calib", Repo.CalibDir, "--out", output, "--report", report, "--quiet", .. extra]);
+        JsonElement json = default;
+        if (File.Exists(report)) json = JsonDocument.Parse(File.ReadAllText(report)).RootElement.Clone();
+        return (code, stdout, stderr, json, output);
+    }
+
+    public static IEnumerable<object[]> ModelsAndLosses() =>
+        from m in Repo.BundledModels from l in new[] { "msqe", "qsin" } select new object[] { m, l };
+
+    [Theory]
+    [MemberData(nameof(ModelsAndLosses))]
+    public void W8a8_top1_drop_is_at_most_half_a_point_by_onnx_runtime(string model, string loss)
+    {
+        string dir = Repo.TempDir();
+        var (code, _, err, report, output) = Quantize(model, dir, "--loss", loss, "--eval", Repo.EvalDir);
+        Assert.True(code == 0, err);
+        // Recompute both accuracies independently of the report: ONNX Runtime on the saved files.
+        var (_, fp32Out, _) = CliRunner.Run("eval", Repo.Model(model), "--eval", Repo.EvalDir, "--quiet");
+        var (_, int8Out, _) = CliRunner.Run("eval", output, "--eval", Repo.EvalDir, "--quiet", "--preprocess", "fashion-mnist");
+        double fp32 = Top1(fp32Out), int8 = Top1(int8Out);
+        Assert.True(fp32 - int8 <= 0.5, $"{model} {loss}: FP32 {fp32}, INT8 {int8}");
+        Assert.Equal(fp32, report.GetProperty("evaluation").GetProperty("fp32_top1").GetDouble(), 6);
+        Assert.Equal(int8, report.GetProperty("evaluation").GetProperty("int8_top1").GetDouble(), 6);
+    }
+
+    private static double Top1(string evalOutput) =>
+        double.Parse(System.Text.RegularExpressions.Regex.Match(evalOutput, @"top-1 ([0-9.]+)%").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+
+    [Fact]
+    public void Onnx_runtime_fuses_the_qdq_model_into_integer_kernels()
+    {
+        string dir = Repo.TempDir();
+        var (code, _, err, _, output) = Quantize("fmnist_resnet", dir, "--eval-limit", "64");
+        Assert.True(code == 0, err);
+        var model = OnnxModelFile.Load(output);
+        int convs = model.Graph.Node.Count(n => n.OpType == "Conv");
+        Assert.Equal(8, convs);
+        Assert.DoesNotContain(model.Graph.Node, n => n.OpType == "BatchNormalization");
+        // Count what ONNX Runtime made of it, from the optimized graph it saves itself.
+        string optimized = Path.Combine(dir, "optimized.onnx");
+        using (OrtRunner.FromFile(output, new RunnerOptions { OptimizedModelPath = optimized })) { }
+        var ops = OnnxModelFile.Load(optimized).Graph.Node.GroupBy(n => n.OpType).ToDictionary(g => g.Key, g => g.Count());
+        Assert.Equal(convs, ops.GetValueOrDefault("QLinearConv"));
+        Assert.Equal(3, ops.GetValueOrDefault("QLinearAdd"));
+        Assert.Equal(1, ops.GetValueOrDefault("QGemm"));
+        Assert.False(ops.ContainsKey("Conv"), "a Conv was left in float");
+        Assert.False(ops.ContainsKey("Add"), "an Add was left in float");
+    }
+
+    [Fact]
+    public void Two_runs_give_byte_identical_models()
+    {
+        string a = Repo.TempDir(), b = Repo.TempDir();
+        var first = Quantize("fmnist_cnn", a, "--loss", "qsin", "--limit", "100", "--eval-limit", "32");
+        var second = Quantize("fmnist_cnn", b, "--loss", "qsin", "--limit", "100", "--eval-limit", "32");
+        Assert.Equal(0, first.Code);
+        Assert.Equal(File.ReadAllBytes(first.Model), File.ReadAllBytes(second.Model));
+    }
+
+    [Fact]
+    public void Merged_shard_statistics_give_exactly_the_scales_of_a_single_run()
+    {
+        string dir = Repo.TempDir();
+        string model = Repo.Model("fmnist_resnet");
+        string[] common = ["--calib", Repo.CalibDir, "--limit", "120", "--batch", "16", "--quiet"];
+        Assert.Equal(0, CliRunner.Run(["calibrate", model, .. common, "--stats", Path.Combine(dir, "all.json")]).Code);
+        for (int i = 0; i < 3; i++)
+            Assert.Equal(0, CliRunner.Run(["calibrate", model, .. common, "--shard", $"{i}/3", "--stats", Path.Combine(dir, $"s{i}.json")]).Code);
+        Assert.Equal(0, CliRunner.Run("merge-stats", Path.Combine(dir, "s0.json"), Path.Combine(dir, "s1.json"), Path.Combine(dir, "s2.json"), "--out", Path.Combine(dir, "merged.json")).Code);
+
+        string[] quantize = ["quantize", model, "--eval", Repo.EvalDir, "--eval-limit", "32", "--loss", "msqe", "--no-bias-correction", "--quiet"];
+        Assert.Equal(0, CliRunner.Run([.. quantize, "--stats", Path.Combine(dir, "all.json"), "--out", Path.Combine(dir, "single.onnx")]).Code);
+        Assert.Equal(0, CliRunner.Run([.. quantize, "--stats", Path.Combine(dir, "merged.json"), "--out", Path.Combine(dir, "sharded.onnx")]).Code);
+        var single = Scales(Path.Combine(dir, "single.onnx"));
+        var sharded = Scales(Path.Combine(dir, "sharded.onnx"));
+        Assert.NotEmpty(single);
+        Assert.Equal(single, sharded);
+    }
+
+    private static Dictionary<string, float[]> Scales(string path) =>
+        OnnxModelFile.Load(path).Graph.Initializer.Where(t => t.Name.EndsWith("_scale", StringComparison.Ordinal) || t.Name.EndsWith("_zero_point", StringComparison.Ordinal))
+            .ToDictionary(t => t.Name, t => TensorData.ToFloats(t));
+
+    [Fact]
+    public void Quantized_tensors_reproduce_quantize_linear_semantics()
+    {
+        // Every activation DQ output must equal s·(clip(round(x/s)+z) − z) of the FP32 tensor feeding its Q.
+        string dir = Repo.TempDir();
+        var (code, _, err, _, output) = Quantize("fmnist_cnn", dir, "--limit", "64", "--eval-limit", "32");
+        Assert.True(code == 0, err);
+        var graph = OnnxGraph.Load(output);
+        var q = graph.Graph.Node.First(n => n.OpType == "QuantizeLinear" && n.Input[0] == "input");
+        var dq = graph.Consumers(q.Output[0]).Single();
+        graph.AddOutput(dq.Output[0]);
+        float s = TensorData.ToFloats(graph.Initializer(q.Input[1])!)[0];
+        var zeroPoint = graph.Initializer(q.Input[2])!;
+        int z = (int)TensorData.ToFloats(zeroPoint)[0];
+        var (lo, hi) = zeroPoint.DataType == ElementType.UInt8 ? (0, 255) : (-128, 127);
+        using var runner = OrtRunner.FromModel(graph.Model);
+        var input = Onnx.RoundTripTests.RandomInput(2, 9);
+        var got = runner.Run(input, [dq.Output[0]])[dq.Output[0]].Data;
+        for (int i = 0; i < got.Length; i++)
+        {
+            float expected = s * (Math.Clamp(MathF.Round(input.Data[i] / s, MidpointRounding.ToEven) + z, lo, hi) - z);
+            Assert.Equal(expected, got[i], 1e-6f);
+        }
+    }
+
+    [Fact]
+    public void Four_bit_activations_stay_inside_the_four_bit_grid()
+    {
+        string dir = Repo.TempDir();
+        var (code, _, err, report, output) = Quantize("fmnist_cnn", dir, "--bits", "4", "--activation-type", "int8", "--limit", "64", "--eval-limit", "32");
+        Assert.True(code == 0, err);
+        Assert.Contains("int4", report.GetProperty("rewrite").GetProperty("weight_storage").GetString());
+        var model = OnnxModelFile.Load(output);
+        foreach (var w in model.Graph.Initializer.Where(t => t.DataType == ElementType.Int8 && t.Dims.Count == 4))
+            Assert.All(TensorData.ToFloats(w), v => Assert.InRange(v, -7, 7));
+        // Expose one activation's Q output: its codes must lie in [−8, 7].
+        var graph = new OnnxGraph(model);
+        var q = graph.Graph.Node.First(n => n.OpType == "QuantizeLinear" && n.Input[0] != "input");
+        graph.AddOutput(q.Output[0], ElementType.Int8);
+        using var runner = OrtRunner.FromModel(graph.Model);
+        var codes = runner.Run(Onnx.RoundTripTests.RandomInput(4, 5), [q.Output[0]])[q.Output[0]].Data;
+        Assert.All(codes, c => Assert.InRange(c, -8, 7));
+    }
+}
