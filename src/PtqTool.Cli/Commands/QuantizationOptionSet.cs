@@ -23,14 +23,14 @@ public sealed class QuantizationOptionSet
     public Option<string> ActivationType { get; } = new("--activation-type") { Description = "uint8 (default; what ONNX Runtime fuses on x86) or int8", DefaultValueFactory = _ => "uint8" };
     public Option<bool> SymmetricActivations { get; } = new("--symmetric-activations") { Description = "Zero point fixed at the middle (keeps Relu nodes)" };
     public Option<bool> PerTensorWeights { get; } = new("--per-tensor-weights") { Description = "One scale per weight tensor instead of per output channel" };
-    public Option<bool> NoBiasCorrection { get; } = new("--no-bias-correction") { Description = "Keep biases as they are (default: correct them for the mean weight error)" };
+    public Option<bool> BiasCorrection { get; } = new("--bias-correction") { Description = "Correct Conv/Gemm biases for the mean weight error (off by default; see docs/results.md)" };
     public Option<string[]> Exclude { get; } = new("--exclude") { Description = "Node names or op types to keep in float", AllowMultipleArgumentsPerToken = true };
     public PreprocessingOptions Preprocessing { get; } = new();
 
     public void AddTo(Command command)
     {
         command.Arguments.Add(Model);
-        foreach (var o in new Option[] { Calib, Limit, Batch, Strict, Threads, Quiet, Loss, WeightLoss, Percentile, Bits, WeightBits, ActivationBits, ActivationType, SymmetricActivations, PerTensorWeights, NoBiasCorrection, Exclude })
+        foreach (var o in new Option[] { Calib, Limit, Batch, Strict, Threads, Quiet, Loss, WeightLoss, Percentile, Bits, WeightBits, ActivationBits, ActivationType, SymmetricActivations, PerTensorWeights, BiasCorrection, Exclude })
             command.Options.Add(o);
         Preprocessing.AddTo(command);
     }
@@ -51,7 +51,7 @@ public sealed class QuantizationOptionSet
             UnsignedActivations = type == "uint8",
             SymmetricActivations = parse.GetValue(SymmetricActivations),
             PerChannelWeights = !parse.GetValue(PerTensorWeights),
-            BiasCorrection = !parse.GetValue(NoBiasCorrection),
+            BiasCorrection = parse.GetValue(BiasCorrection),
             Exclude = parse.GetValue(Exclude) ?? [],
         };
         return new QuantizeRequest

@@ -34,6 +34,8 @@ public sealed class PreparedModel
             warn($"warning: {request.ModelPath}: opset {opset} < 13 has no per-channel DequantizeLinear; using per-tensor weights");
             options = options with { PerChannelWeights = false };
         }
+        if (options.Loss == "entropy" && options.ActivationBits < 8)
+            warn($"warning: entropy calibration is built for 8-bit activations; at {options.ActivationBits} bits its KL search clips almost everything (see docs/results.md): prefer msqe or qsin");
         int[] declared;
         using (var runner = OrtRunner.FromModel(InlineCopy(original), nameForErrors: request.ModelPath))
             declared = ModelInput.Of(runner, request.ModelPath).DeclaredShape;

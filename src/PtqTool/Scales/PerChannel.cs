@@ -3,11 +3,23 @@ namespace PtqTool.Scales;
 /// <summary>Splits a tensor along an axis and chooses one scale per slice (per-channel weights), in parallel.</summary>
 public static class PerChannel
 {
+    /// <summary>
+    /// Channels with fewer values than this (a first 3×3 conv on one input channel, a depthwise 3×3: 9 values) use
+    /// minmax: an MSQE or QSin minimum over a handful of values mostly reflects how they happen to align with the grid,
+    /// and clipping one of them costs the layer's output far more than the rounding it saves (docs/results.md).
+    /// </summary>
+    public const int MinValuesForOptimizingLoss = 32;
+
     public static QuantParams[] Choose(ReadOnlySpan<float> values, int[] shape, int axis, Losses.IScaleLoss loss, QuantSpec spec)
     {
         var channels = Split(values, shape, axis);
         var result = new QuantParams[channels.Length];
-        Parallel.For(0, channels.Length, c => result[c] = loss.Choose(new SampleDistribution(channels[c]), spec));
+        var minmax = new Losses.MinMaxLoss();
+        Parallel.For(0, channels.Length, c =>
+        {
+            var rule = channels[c].Length < MinValuesForOptimizingLoss ? minmax : loss;
+            result[c] = rule.Choose(new SampleDistribution(channels[c]), spec);
+        });
         return result;
     }
 

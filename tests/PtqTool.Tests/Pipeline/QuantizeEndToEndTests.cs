@@ -79,7 +79,7 @@ public class QuantizeEndToEndTests
             Assert.Equal(0, CliRunner.Run(["calibrate", model, .. common, "--shard", $"{i}/3", "--stats", Path.Combine(dir, $"s{i}.json")]).Code);
         Assert.Equal(0, CliRunner.Run("merge-stats", Path.Combine(dir, "s0.json"), Path.Combine(dir, "s1.json"), Path.Combine(dir, "s2.json"), "--out", Path.Combine(dir, "merged.json")).Code);
 
-        string[] quantize = ["quantize", model, "--eval", Repo.EvalDir, "--eval-limit", "32", "--loss", "msqe", "--no-bias-correction", "--quiet"];
+        string[] quantize = ["quantize", model, "--eval", Repo.EvalDir, "--eval-limit", "32", "--loss", "msqe", "--bias-correction", "--quiet"];
         Assert.Equal(0, CliRunner.Run([.. quantize, "--stats", Path.Combine(dir, "all.json"), "--out", Path.Combine(dir, "single.onnx")]).Code);
         Assert.Equal(0, CliRunner.Run([.. quantize, "--stats", Path.Combine(dir, "merged.json"), "--out", Path.Combine(dir, "sharded.onnx")]).Code);
         var single = Scales(Path.Combine(dir, "single.onnx"));

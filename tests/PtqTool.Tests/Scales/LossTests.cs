@@ -158,4 +158,22 @@ public class LossTests
         Assert.Equal(7.0 / 127, scales[0].Scale, 12);
         Assert.Equal(11.0 / 127, scales[2].Scale, 12);
     }
+
+    [Fact]
+    public void Tiny_channels_keep_minmax_while_larger_ones_use_the_loss()
+    {
+        // Two channels along axis 0: 9 values (a 3×3 kernel) and 64 values, each with one large weight.
+        var rng = new Random(4);
+        var shape = new[] { 2, 64 };
+        var values = new float[128];
+        for (int i = 0; i < 128; i++) values[i] = (float)SyntheticSamples.Normal(rng);
+        values[0] = 6; values[64] = 6;
+        var spec = new QuantSpec(IntegerRange.Signed(4), true);
+        // Channel 0 holds 64 values here: the loss applies, and it clips the outlier.
+        var big = PerChannel.Choose(values, shape, 0, new MsqeLoss(), spec);
+        Assert.True(big[0].Scale < 6.0 / 7 * 0.99);
+        // A 9-value channel: minmax.
+        var small = PerChannel.Choose(values.AsSpan(0, 18).ToArray(), [2, 9], 0, new MsqeLoss(), spec);
+        Assert.Equal(6.0 / 7, small[0].Scale, 9);
+    }
 }
