@@ -23,18 +23,19 @@ public static class StatisticsCollector
         var stats = new ActivationStatistics(modelSha256);
         foreach (var t in tensors) stats.Tensors[t] = new Histogram();
         using var runner = OrtRunner.FromModel(augmented, runnerOptions, "augmented calibration model");
+        var channels = new HashSet<string>(channelTensors ?? [], StringComparer.Ordinal);
         int seen = 0;
         foreach (var batch in batches)
         {
-            var outputs = runner.Run(batch.Input, names);
-            foreach (var t in tensors) stats.Tensors[t].Add(outputs[t].Data);
-            foreach (var t in channelTensors ?? [])
+            runner.Visit(batch.Input, names, (t, data, shape) =>
             {
-                var o = outputs[t];
-                if (o.Shape.Length < 2) continue;
-                if (!stats.Channels.TryGetValue(t, out var c)) stats.Channels[t] = c = new ChannelMeans(o.Shape[1]);
-                c.Add(o.Data, o.Shape);
-            }
+                if (stats.Tensors.TryGetValue(t, out var h)) h.Add(data);
+                if (channels.Contains(t) && shape.Length >= 2)
+                {
+                    if (!stats.Channels.TryGetValue(t, out var c)) stats.Channels[t] = c = new ChannelMeans(shape[1]);
+                    c.Add(data, shape);
+                }
+            });
             seen += batch.Input.Batch;
             stats.Samples = seen;
             onSamples?.Invoke(seen);

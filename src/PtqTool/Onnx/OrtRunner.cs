@@ -96,6 +96,37 @@ public sealed class OrtRunner : IDisposable
         return outputs.ToDictionary(o => o, o => FloatTensor.Concat(parts.Select(p => p[o]).ToList()));
     }
 
+    /// <summary>
+    /// Runs one batch and hands each float output to <paramref name="visit"/> as a span over ONNX Runtime's own buffer,
+    /// released right after: nothing is copied, so streaming consumers (calibration) allocate nothing per batch.
+    /// </summary>
+    public void Visit(FloatTensor input, IReadOnlyList<string> outputs, Action<string, ReadOnlySpan<float>, int[]> visit)
+    {
+        int fixedBatch = InputShape(InputNames[0]) is { Length: > 0 } s && s[0] > 0 ? s[0] : -1;
+        if (fixedBatch > 0 && input.Batch != fixedBatch)
+        {
+            foreach (var (name, t) in Run(input, outputs)) visit(name, t.Data, t.Shape);
+            return;
+        }
+        using var value = OrtValue.CreateTensorValueFromMemory(input.Data, input.Shape.Select(d => (long)d).ToArray());
+        using var runOptions = new RunOptions();
+        try
+        {
+            using var results = _session.Run(runOptions, [InputNames[0]], [value], outputs);
+            for (int i = 0; i < outputs.Count; i++)
+            {
+                var info = results[i].GetTensorTypeAndShape();
+                if (info.ElementDataType != TensorElementType.Float)
+                    throw new PtqException($"output '{outputs[i]}' is {info.ElementDataType}, not float");
+                visit(outputs[i], results[i].GetTensorDataAsSpan<float>(), info.Shape.Select(d => checked((int)d)).ToArray());
+            }
+        }
+        catch (OnnxRuntimeException e)
+        {
+            throw new PtqException($"ONNX Runtime failed to run the model: {FirstLine(e.Message)}", inner: e);
+        }
+    }
+
     private Dictionary<string, FloatTensor> RunOnce(IReadOnlyDictionary<string, FloatTensor> inputs, IReadOnlyList<string> outputs)
     {
         var names = new List<string>(inputs.Count);

@@ -89,6 +89,15 @@ public sealed class Histogram
         Max = Math.Max(Max, other.Max);
     }
 
+    /// <summary>The same data with <paramref name="factor"/> adjacent bins merged (exact: coarse edges are fine edges).</summary>
+    public Histogram Coarsened(int factor)
+    {
+        if (factor <= 1 || BinsPerSide % factor != 0 || BinsPerSide / factor < 2) return Clone();
+        var h = new Histogram(BinsPerSide / factor) { Exponent = Exponent, Count = Count, NonFinite = NonFinite, Min = Min, Max = Max };
+        for (int i = 0; i < _counts.Length; i++) h._counts[i / factor] += _counts[i];
+        return h;
+    }
+
     public Histogram Clone()
     {
         var h = new Histogram(BinsPerSide) { Exponent = Exponent, Count = Count, NonFinite = NonFinite, Min = Min, Max = Max };

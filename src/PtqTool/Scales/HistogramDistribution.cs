@@ -32,6 +32,9 @@ public sealed class HistogramDistribution : IDistribution
     }
 
     public Histogram Histogram => _histogram;
+
+    /// <summary>Bins merged 8:1 when there are more than 512 occupied bins.</summary>
+    public IDistribution Coarse() => _lo.Length > 512 ? new HistogramDistribution(_histogram.Coarsened(8)) : this;
     public long Count => _histogram.Count;
     public double Min => _histogram.Count > 0 ? _histogram.Min : 0;
     public double Max => _histogram.Count > 0 ? _histogram.Max : 0;

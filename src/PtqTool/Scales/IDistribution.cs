@@ -25,6 +25,9 @@ public interface IDistribution
 
     /// <summary>A histogram of |x| starting at 0 with equal-width bins, trimmed after its last non-empty bin (for entropy calibration).</summary>
     AbsHistogram AbsoluteHistogram();
+
+    /// <summary>A cheaper approximation for ranking candidates (a histogram with fewer bins); the distribution itself when already cheap.</summary>
+    IDistribution Coarse();
 }
 
 /// <summary>Counts of |x| in bins [i·Width, (i+1)·Width).</summary>

@@ -5,7 +5,10 @@ namespace PtqTool.Scales;
 /// <summary>A distribution given by its samples (a weight tensor or one channel of it). Non-finite values are dropped.</summary>
 public sealed class SampleDistribution : IDistribution
 {
+    /// <summary>Bins of the |x| histogram for entropy: 2048, fewer for small sets (N/8, at least 256), so a 9-value channel is not spread over 2048 bins.</summary>
     public const int AbsHistogramBins = 2048;
+
+    [ThreadStatic] private static float[]? _sinBuffer, _cosBuffer;
     private readonly float[] _values;
     private float[]? _sorted;
     private float[]? _sortedAbs;
@@ -28,30 +31,44 @@ public sealed class SampleDistribution : IDistribution
 
     public double MsqeDerivative(double s, int z, IntegerRange r) => UniformQuantizer.MsqeDerivative(_values, s, z, r);
 
-    public double QSin(double s, int z, IntegerRange r)
+    public double QSin(double s, int z, IntegerRange r) => QSinWithDerivative(s, z, r, derivative: false).Value;
+
+    public double QSinDerivative(double s, int z, IntegerRange r) => QSinWithDerivative(s, z, r, derivative: true).Derivative;
+
+    /// <summary>
+    /// E[QSin] and ∂/∂s in one vectorized pass: sin(πx/s) and cos(πx/s) come from TensorPrimitives.SinCosPi into reused
+    /// per-thread buffers; inside the segment ∂/∂s = (2s/π²)sin² − (2x/π)·sin·cos.
+    /// </summary>
+    private (double Value, double Derivative) QSinWithDerivative(double s, int z, IntegerRange r, bool derivative)
     {
-        if (_values.Length == 0) return 0;
-        double a = s * (r.Min - z), b = s * (r.Max - z), inside = 0, outside = 0;
-        var sin = new float[_values.Length];
+        int n = _values.Length;
+        if (n == 0) return (0, 0);
+        if (_sinBuffer is null || _sinBuffer.Length < n) { _sinBuffer = new float[n]; _cosBuffer = new float[n]; }
+        var sin = _sinBuffer.AsSpan(0, n);
+        var cos = _cosBuffer!.AsSpan(0, n);
         TensorPrimitives.Multiply(_values, (float)(1.0 / s), sin);
-        TensorPrimitives.SinPi(sin, sin);
-        for (int i = 0; i < _values.Length; i++)
+        if (derivative) TensorPrimitives.SinCosPi(sin, sin, cos);
+        else TensorPrimitives.SinPi(sin, sin);
+        int ml = r.Min - z, mu = r.Max - z;
+        double a = s * ml, b = s * mu, inside = 0, insideCross = 0, outside = 0, outsideDerivative = 0;
+        for (int i = 0; i < n; i++)
         {
             double x = _values[i];
-            if (x > b) outside += (x - b) * (x - b);
-            else if (x < a) outside += (x - a) * (x - a);
-            else inside += (double)sin[i] * sin[i];
+            if (x > b) { outside += (x - b) * (x - b); outsideDerivative += -2.0 * mu * (x - b); }
+            else if (x < a) { outside += (x - a) * (x - a); outsideDerivative += -2.0 * ml * (x - a); }
+            else
+            {
+                double si = sin[i];
+                inside += si * si;
+                if (derivative) insideCross += x * si * cos[i];
+            }
         }
-        return (inside * s * s / (Math.PI * Math.PI) + outside) / _values.Length;
+        double value = (inside * s * s / (Math.PI * Math.PI) + outside) / n;
+        double d = derivative ? (2 * s / (Math.PI * Math.PI) * inside - 2 / Math.PI * insideCross + outsideDerivative) / n : 0;
+        return (value, d);
     }
 
-    public double QSinDerivative(double s, int z, IntegerRange r)
-    {
-        if (_values.Length == 0) return 0;
-        double total = 0;
-        foreach (float v in _values) total += QSinFunction.DerivativeS(v, s, z, r);
-        return total / _values.Length;
-    }
+    public IDistribution Coarse() => this;
 
     public double Quantile(double p)
     {
@@ -73,11 +90,12 @@ public sealed class SampleDistribution : IDistribution
     public AbsHistogram AbsoluteHistogram()
     {
         double maxAbs = Math.Max(Math.Abs(Min), Math.Abs(Max));
-        var counts = new double[AbsHistogramBins];
+        int bins = Math.Clamp(_values.Length / 8, 256, AbsHistogramBins);
+        var counts = new double[bins];
         if (maxAbs == 0) return new AbsHistogram([_values.Length], 1);
-        double width = maxAbs / AbsHistogramBins;
+        double width = maxAbs / bins;
         foreach (float v in _values)
-            counts[Math.Min(AbsHistogramBins - 1, (int)(Math.Abs(v) / width))]++;
+            counts[Math.Min(bins - 1, (int)(Math.Abs(v) / width))]++;
         return new AbsHistogram(counts, width);
     }
 

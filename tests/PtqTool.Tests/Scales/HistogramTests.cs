@@ -68,6 +68,17 @@ public class HistogramTests
     }
 
     [Fact]
+    public void Coarsening_equals_binning_the_data_at_the_coarser_resolution()
+    {
+        var data = SyntheticSamples.Draw("laplace", 20_000, 8);
+        var fine = new Histogram(2048);
+        fine.Add(data);
+        var coarse = new Histogram(256);
+        coarse.Add(data);
+        AssertSame(coarse, fine.Coarsened(8));
+    }
+
+    [Fact]
     public void Non_finite_values_are_counted_and_left_out()
     {
         var h = Of([1f, float.NaN, float.PositiveInfinity, -2f]);

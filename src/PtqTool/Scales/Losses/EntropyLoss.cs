@@ -43,11 +43,11 @@ public sealed class EntropyLoss : IScaleLoss
         for (int i = quantizedBins; i <= n; i++)
         {
             // Reference P: the first i bins, with everything beyond folded into the last one.
-            for (int j = 0; j < i; j++) p[j] = hist[j];
+            Array.Copy(hist, p, i);
             p[i - 1] += tail;
             if (i < n) tail -= hist[i];
-            // Candidate Q: bin 0 (zero) kept as it is; bins 1..i−1 merged into quantizedBins − 1 groups, each group's mass
-            // spread over its non-empty bins.
+            // Candidate Q: bin 0 (zero) kept as it is; bins 1..i−1 merged into quantizedBins − 1 groups, each group's
+            // mass spread over its non-empty bins.
             q[0] = hist[0];
             int groups = quantizedBins - 1, merged = (i - 1) / groups;
             for (int g = 0; g < groups; g++)
@@ -64,33 +64,47 @@ public sealed class EntropyLoss : IScaleLoss
         return best;
     }
 
-    /// <summary>KL(P‖Q) of two unnormalized histograms, with zero bins smoothed by ε = 1e-4 taken from the non-zero ones.</summary>
+    /// <summary>
+    /// KL(P‖Q) of two unnormalized histograms. Zero bins are smoothed: each gets ε = 1e-4 of probability, taken evenly
+    /// from the non-zero bins (or, where a non-zero bin is too small to give its share, ε is added to every bin).
+    /// Allocation-free: it runs once per candidate threshold.
+    /// </summary>
     public static double KlDivergence(ReadOnlySpan<double> p, ReadOnlySpan<double> q)
     {
-        var ps = Smooth(p);
-        var qs = Smooth(q);
-        if (ps is null || qs is null) return double.PositiveInfinity;
-        double sp = ps.Sum(), sq = qs.Sum(), kl = 0;
-        for (int j = 0; j < ps.Length; j++)
+        var sp = SmoothingOf(p);
+        var sq = SmoothingOf(q);
+        if (sp.Nonzero == 0 || sq.Nonzero == 0) return double.PositiveInfinity;
+        double kl = 0;
+        for (int j = 0; j < p.Length; j++)
         {
-            double a = ps[j] / sp, b = qs[j] / sq;
+            double a = sp.Apply(p[j]), b = sq.Apply(q[j]);
             if (a > 0) kl += a * Math.Log(a / b);
         }
         return kl;
     }
 
-    private static double[]? Smooth(ReadOnlySpan<double> h)
+    private const double Epsilon = 1e-4;
+
+    private readonly record struct Smoothing(double Total, double Eps1, bool Additive, double AdditiveSum, int Nonzero)
     {
-        const double eps = 1e-4;
-        double total = 0;
+        /// <summary>The smoothed probability of a bin holding <paramref name="v"/>.</summary>
+        public double Apply(double v) => Additive ? (v + Epsilon) / AdditiveSum : v == 0 ? Epsilon : v / Total - Eps1;
+    }
+
+    private static Smoothing SmoothingOf(ReadOnlySpan<double> h)
+    {
+        double total = 0, minNonzero = double.PositiveInfinity;
         int zeros = 0;
-        foreach (double v in h) { total += v; if (v == 0) zeros++; }
+        foreach (double v in h)
+        {
+            total += v;
+            if (v == 0) zeros++;
+            else if (v < minNonzero) minNonzero = v;
+        }
         int nonzero = h.Length - zeros;
-        if (nonzero == 0) return null;
-        var result = new double[h.Length];
-        // Normalize first so ε is relative to a probability, then move ε mass into each empty bin.
-        double eps1 = eps * zeros / nonzero;
-        for (int j = 0; j < h.Length; j++) result[j] = h[j] == 0 ? eps : h[j] / total - eps1;
-        return result.Any(v => v <= 0) ? h.ToArray().Select(v => v + eps).ToArray() : result;
+        if (nonzero == 0) return new Smoothing(0, 0, false, 0, 0);
+        double eps1 = Epsilon * zeros / nonzero;
+        bool additive = minNonzero / total - eps1 <= 0;
+        return new Smoothing(total, eps1, additive, total + Epsilon * h.Length, nonzero);
     }
 }

@@ -9,7 +9,7 @@ public sealed class MsqeLoss : IScaleLoss
     public string Name => "msqe";
 
     public QuantParams Choose(IDistribution d, QuantSpec spec) =>
-        ZeroPointSearch.Minimize(d, spec, (z, quick) => BestScale(d, z, spec.Range, quick), (s, z) => d.Msqe(s, z, spec.Range));
+        ZeroPointSearch.Minimize(d, spec, (dist, z, quick) => BestScale(dist, z, spec.Range, quick), (dist, s, z) => dist.Msqe(s, z, spec.Range));
 
     public static double BestScale(IDistribution d, int z, IntegerRange r, bool quick = false)
     {

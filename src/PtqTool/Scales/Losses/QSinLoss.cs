@@ -10,7 +10,7 @@ public sealed class QSinLoss : IScaleLoss
     public string Name => "qsin";
 
     public QuantParams Choose(IDistribution d, QuantSpec spec) =>
-        ZeroPointSearch.Minimize(d, spec, (z, _) => BestScale(d, z, spec.Range), (s, z) => d.QSin(s, z, spec.Range));
+        ZeroPointSearch.Minimize(d, spec, (dist, z, _) => BestScale(dist, z, spec.Range), (dist, s, z) => dist.QSin(s, z, spec.Range));
 
     public static double BestScale(IDistribution d, int z, IntegerRange r) =>
         ScaleSearch.GradientMinimum(s => d.QSin(s, z, r), s => d.QSinDerivative(s, z, r), ZeroPointSearch.CoveringScale(d, z, r));

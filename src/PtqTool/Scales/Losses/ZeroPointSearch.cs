@@ -8,19 +8,22 @@ namespace PtqTool.Scales.Losses;
 /// </summary>
 internal static class ZeroPointSearch
 {
-    /// <param name="bestScale">Best s for a zero point; the flag asks for a quicker, coarser search.</param>
+    /// <param name="bestScale">Best s for a zero point over a distribution; the flag asks for a quicker, coarser search.</param>
+    /// <param name="objective">The loss at (s, z) over a distribution.</param>
     public static QuantParams Minimize(IDistribution d, QuantSpec spec,
-        Func<int, bool, double> bestScale, Func<double, int, double> objective)
+        Func<IDistribution, int, bool, double> bestScale, Func<IDistribution, double, int, double> objective)
     {
         var start = RangeMapping.FromRange(d.Min, d.Max, spec);
         if (d.Count == 0 || (d.Min == 0 && d.Max == 0)) return start;
-        if (spec.FixedZeroPoint is int fixedZ) return new QuantParams(bestScale(fixedZ, false), fixedZ);
+        if (spec.FixedZeroPoint is int fixedZ) return new QuantParams(bestScale(d, fixedZ, false), fixedZ);
         var r = spec.Range;
+        // Rank zero points on a coarser histogram with quick searches; settle the best few on the full one.
+        var coarse = d.Coarse();
         int step = Math.Max(1, r.Levels / 32);
         var tried = new Dictionary<int, double>();
         double Score(int z)
         {
-            if (!tried.TryGetValue(z, out double f)) tried[z] = f = objective(bestScale(z, true), z);
+            if (!tried.TryGetValue(z, out double f)) tried[z] = f = objective(coarse, bestScale(coarse, z, true), z);
             return f;
         }
         int best = start.ZeroPoint;
@@ -42,7 +45,7 @@ internal static class ZeroPointSearch
         double chosenF = double.PositiveInfinity;
         foreach (int z in tried.OrderBy(kv => kv.Value).Take(3).Select(kv => kv.Key))
         {
-            double s = bestScale(z, false), f = objective(s, z);
+            double s = bestScale(d, z, false), f = objective(d, s, z);
             if (f < chosenF) { chosenF = f; chosen = new QuantParams(s, z); }
         }
         return chosen;
