@@ -17,6 +17,7 @@ public static class Program
         root.Subcommands.Add(QuantizeCommand.Create(io));
         root.Subcommands.Add(CalibrateCommand.Create(io));
         root.Subcommands.Add(MergeStatsCommand.Create(io));
+        root.Subcommands.Add(DistillCommand.Create(io));
         root.Subcommands.Add(SweepCommand.Create(io));
         root.Subcommands.Add(PlotCommand.Create(io));
         root.Subcommands.Add(CompareLossesCommand.Create(io));

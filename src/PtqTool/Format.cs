@@ -14,5 +14,12 @@ public static class Format
 
     public static string F(double value, int decimals = 2) => value.ToString("F" + decimals, CultureInfo.InvariantCulture);
 
+    /// <summary>A change with its sign: "+0.25", "-1.50", and "+0.00" (never "-0.00").</summary>
+    public static string Signed(double value, int decimals = 2)
+    {
+        string text = F(value, decimals);
+        return text.TrimStart('-').All(ch => ch is '0' or '.') ? "+" + text.TrimStart('-') : value > 0 ? "+" + text : text;
+    }
+
     public static string Duration(TimeSpan t) => t.TotalHours >= 1 ? t.ToString(@"h\:mm\:ss", CultureInfo.InvariantCulture) : t.ToString(@"m\:ss", CultureInfo.InvariantCulture);
 }

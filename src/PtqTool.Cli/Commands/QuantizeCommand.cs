@@ -16,8 +16,12 @@ public static class QuantizeCommand
         var output = new Option<string?>("--out") { Description = "Output model (default MODEL.int8.onnx beside the input)" };
         var report = new Option<string[]>("--report") { Description = "Write the report: .json (schema ptq-report/1) or .md; repeatable", AllowMultipleArgumentsPerToken = true };
         var maxDrop = new Option<double?>("--max-drop") { Description = "CI gate: exit 3 when the top-1 drop (points) exceeds this; without labels, 100 - agreement" };
+        var synthetic = new Option<string?>("--synthetic") { Description = "Data-free calibration: zeroq (distilled from BatchNormalization statistics) or gaussian (N(0,1) inputs)" };
+        var distill = new DistillOptionSet();
         var command = new Command("quantize", "Quantize a model to QDQ INT8 and report what it cost");
         set.AddTo(command);
+        command.Options.Add(synthetic);
+        distill.AddTo(command);
         foreach (var o in new Option[] { stats, eval, evalLimit, output, report, maxDrop }) command.Options.Add(o);
         command.SetAction(parse => io.Guard(() =>
         {
@@ -29,6 +33,8 @@ public static class QuantizeCommand
                 OutputPath = parse.GetValue(output),
                 ReportPaths = parse.GetValue(report) ?? [],
                 MaxDrop = parse.GetValue(maxDrop),
+                Synthetic = parse.GetValue(synthetic),
+                Distill = distill.Read(parse),
             };
             var progress = io.Progress(parse.GetValue(set.Quiet));
             var result = new QuantizeJob(request, progress).Run();

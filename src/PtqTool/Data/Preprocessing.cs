@@ -26,6 +26,20 @@ public sealed record Preprocessing
 
     public int[] SampleShape => Layout == "nhwc" ? [Height, Width, ChannelCount] : [ChannelCount, Height, Width];
 
+    /// <summary>The model-input range of pixel values 0..255 per channel (NCHW channel order), for projecting synthetic inputs.</summary>
+    public (float[] Lo, float[] Hi) InputRange()
+    {
+        var lo = new float[ChannelCount];
+        var hi = new float[ChannelCount];
+        for (int c = 0; c < ChannelCount; c++)
+        {
+            float mean = Mean[Mean.Length == 1 ? 0 : c], std = Std[Std.Length == 1 ? 0 : c];
+            lo[c] = (0 / Scale - mean) / std;
+            hi[c] = (255 / Scale - mean) / std;
+        }
+        return (lo, hi);
+    }
+
     public static Preprocessing ImageNet => new()
     {
         Width = 224, Height = 224, Channels = "rgb", Layout = "nchw", Scale = 255f,

@@ -18,12 +18,17 @@ public static class SampleFolder
         return ImageExtensions.Contains(ext) || TensorExtensions.Contains(ext);
     }
 
-    /// <summary>Every sample file below <paramref name="folder"/>, unlabelled.</summary>
+    /// <summary>
+    /// Every sample file below <paramref name="folder"/>, unlabelled. A folder holding tensor files (.npy, .pb) is read as
+    /// tensors only, so the PNG previews `ptq distill` writes beside its .npy samples are not taken for images.
+    /// </summary>
     public static List<SampleFile> List(string folder)
     {
         CheckFolder(folder);
-        var files = Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories)
-            .Where(IsSample)
+        var all = Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories).Where(IsSample).ToList();
+        bool tensors = all.Any(f => TensorExtensions.Contains(Path.GetExtension(f).ToLowerInvariant()));
+        var files = all
+            .Where(f => !tensors || TensorExtensions.Contains(Path.GetExtension(f).ToLowerInvariant()))
             .OrderBy(f => f, StringComparer.Ordinal)
             .Select(f => new SampleFile(f))
             .ToList();

@@ -16,8 +16,15 @@ public static class CalibrationStep
                 throw new PtqException($"{request.StatsPaths[0]}: lacks statistics for {missing.Count} tensor(s), e.g. '{missing[0]}' (calibrated with other --exclude or activation options?)");
             return (merged, $"{request.StatsPaths.Count} statistics file(s)");
         }
+        if (request.Synthetic is not null)
+        {
+            var samples = SyntheticSamples(model, request, progress);
+            var synthetic = StatisticsCollector.Collect(model.Folded.Model, model.Plan.StatsTensors, Batches(samples, request.Batch), model.Sha256,
+                new Onnx.RunnerOptions { Threads = request.Threads }, channelTensors: model.Plan.Weights.Select(w => w.Node.Input[0]).Distinct().ToList());
+            return (synthetic, $"{request.Synthetic} ({samples.Batch} synthetic samples)");
+        }
         if (request.CalibDir is null)
-            throw new PtqException("no calibration data: give --calib DIR or --stats FILE");
+            throw new PtqException("no calibration data: give --calib DIR, --stats FILE or --synthetic zeroq|gaussian");
         var files = SampleFolder.List(request.CalibDir);
         // --limit picks the data set; --shard then splits that set, so shards together see exactly what one run sees.
         if (request.Limit is int limit) files = Subset.Spread(files, limit);
@@ -33,6 +40,34 @@ public static class CalibrationStep
         if (reader.Skipped > 5) progress.Message($"warning: skipped {reader.Skipped} files in all");
         if (stats.Samples == 0) throw new PtqException($"{request.CalibDir}: no sample could be read ({reader.Skipped} skipped)");
         return (stats, $"{request.CalibDir}{(request.Shard is (int i, int n) ? $" shard {i}/{n}" : "")}");
+    }
+
+    /// <summary>The synthetic calibration batch: ZeroQ-distilled, or plain N(0,1) in the model's input space.</summary>
+    public static Onnx.FloatTensor SyntheticSamples(PreparedModel model, QuantizeRequest request, ProgressReporter progress)
+    {
+        var o = request.Distill with { Threads = request.Threads, InputRange = ImageInputRange(model) };
+        int[] shape = [o.Count, .. model.SampleShape];
+        if (request.Synthetic == "gaussian")
+            return new Onnx.FloatTensor(Distill.ZeroQDistiller.Gaussian(Onnx.FloatTensor.Count(shape), o.Seed), shape);
+        progress.Start("distilling (ZeroQ)", o.Iterations);
+        var result = Distill.ZeroQDistiller.Run(model.OriginalForRuntime(), model.SampleShape, o, progress.Report);
+        progress.Finish();
+        progress.Message($"ZeroQ: BN loss {result.Losses[0]:G4} -> {result.Losses[^1]:G4} over {o.Iterations} iterations ({result.BatchNormLayers} BN layers)");
+        return result.Samples;
+    }
+
+    /// <summary>For NCHW image inputs, the range pixels 0..255 map to; otherwise none.</summary>
+    public static (float[], float[])? ImageInputRange(PreparedModel model) =>
+        model.Preprocessing.Layout == "nchw" && model.SampleShape.SequenceEqual(model.Preprocessing.SampleShape) ? model.Preprocessing.InputRange() : null;
+
+    /// <summary>Splits an in-memory batch into batches of at most <paramref name="size"/> (unlabelled).</summary>
+    public static IEnumerable<SampleBatch> Batches(Onnx.FloatTensor samples, int size)
+    {
+        for (int start = 0; start < samples.Batch; start += size)
+        {
+            int count = Math.Min(size, samples.Batch - start);
+            yield return new SampleBatch(samples.Slice(start, count), Enumerable.Repeat(-1, count).ToArray(), Enumerable.Repeat("(synthetic)", count).ToArray());
+        }
     }
 
     public static ActivationStatistics LoadMerged(IReadOnlyList<string> paths, string expectedSha256)

@@ -31,11 +31,10 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
         OnnxModelFile.Save(quantized, output);
         using var fp32 = OrtRunner.FromModel(model.OriginalForRuntime(), new RunnerOptions { Threads = request.Threads }, request.ModelPath);
 
-        var (files, evalSource) = EvaluationFiles();
-        var reader = new BatchReader(files, model.Preprocessing, model.SampleShape, request.Batch) { Strict = request.Strict };
+        var (evaluation, total, evalSource) = EvaluationBatches(model);
         var batches = new List<SampleBatch>();
-        progress.Start("evaluating", files.Count);
-        var comparison = OutputComparison.Run(fp32, int8, Keep(reader.Read(progress.Report), batches, LayerBatches));
+        progress.Start("evaluating", total);
+        var comparison = OutputComparison.Run(fp32, int8, Keep(evaluation, batches, LayerBatches), progress.Report);
         progress.Finish();
         if (comparison.Samples == 0) throw new PtqException($"{evalSource}: no sample could be read");
 
@@ -73,19 +72,32 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
         return report;
     }
 
-    private (List<SampleFile> Files, string Source) EvaluationFiles()
+    private (IEnumerable<SampleBatch> Batches, int Total, string Source) EvaluationBatches(PreparedModel model)
     {
+        if (request.EvalDir is null && request.CalibDir is null && request.Synthetic is not null)
+        {
+            // Data-free: compare the two models on fresh N(0,1) inputs (no labels to score).
+            var samples = new FloatTensor(Distill.ZeroQDistiller.Gaussian(request.Distill.Count * FloatTensor.Count(model.SampleShape), request.Distill.Seed + 1),
+                [request.Distill.Count, .. model.SampleShape]);
+            return (CalibrationStep.Batches(samples, request.Batch), samples.Batch, "N(0,1) inputs (no --eval given, unlabelled)");
+        }
+        List<SampleFile> files;
+        string source;
         if (request.EvalDir is string dir)
         {
             bool labelled = Directory.Exists(dir) && Directory.GetDirectories(dir).Length > 0;
-            var files = labelled ? SampleFolder.ListLabelled(dir).Files : SampleFolder.List(dir);
+            files = labelled ? SampleFolder.ListLabelled(dir).Files : SampleFolder.List(dir);
             if (request.EvalLimit is int n) files = Subset.Spread(files, n);
-            return (files, labelled ? $"{dir} (labelled)" : $"{dir} (unlabelled)");
+            source = labelled ? $"{dir} (labelled)" : $"{dir} (unlabelled)";
         }
-        if (request.CalibDir is null)
-            throw new PtqException("no evaluation data: give --eval DIR (with --stats there are no calibration images to compare on)");
-        var fallback = Subset.Spread(SampleFolder.List(request.CalibDir), request.EvalLimit ?? UnlabelledFallbackSamples);
-        return (fallback, $"{request.CalibDir} (calibration images, unlabelled)");
+        else if (request.CalibDir is not null)
+        {
+            files = Subset.Spread(SampleFolder.List(request.CalibDir), request.EvalLimit ?? UnlabelledFallbackSamples);
+            source = $"{request.CalibDir} (calibration images, unlabelled)";
+        }
+        else throw new PtqException("no evaluation data: give --eval DIR (with --stats there are no calibration images to compare on)");
+        var reader = new BatchReader(files, model.Preprocessing, model.SampleShape, request.Batch) { Strict = request.Strict };
+        return (reader.Read(), files.Count, source);
     }
 
     /// <summary>Passes batches through while keeping the first few for the per-layer comparison and latency.</summary>

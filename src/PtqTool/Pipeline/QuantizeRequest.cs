@@ -22,6 +22,9 @@ public sealed record QuantizeRequest
     public double? MaxDrop { get; init; }
     public (int Index, int Count)? Shard { get; init; }
     public IReadOnlyList<string> ReportPaths { get; init; } = [];
+    /// <summary>Data-free calibration: "zeroq" (distilled from BatchNormalization statistics) or "gaussian" (N(0,1) inputs).</summary>
+    public string? Synthetic { get; init; }
+    public Distill.DistillOptions Distill { get; init; } = new();
 
     public string ResolvedOutputPath => OutputPath ?? Path.ChangeExtension(ModelPath, null) + (Options.WeightBits == 8 && Options.ActivationBits == 8 ? ".int8.onnx" : $".w{Options.WeightBits}a{Options.ActivationBits}.onnx");
 
@@ -31,6 +34,8 @@ public sealed record QuantizeRequest
         if (Batch < 1) throw new PtqException($"--batch: {Batch} must be at least 1");
         if (Limit is < 1) throw new PtqException($"--limit: {Limit} must be at least 1");
         if (EvalLimit is < 1) throw new PtqException($"--eval-limit: {EvalLimit} must be at least 1");
+        if (Synthetic is not (null or "zeroq" or "gaussian")) throw new PtqException($"--synthetic: '{Synthetic}' is not zeroq or gaussian");
+        if (Synthetic is not null) Distill.Validated();
         if (Threads < 0) throw new PtqException($"--threads: {Threads} must be 0 (automatic) or more");
         if (MaxDrop is double m && (m < 0 || !double.IsFinite(m))) throw new PtqException($"--max-drop: {m} must be a non-negative number of points");
         foreach (var r in ReportPaths)

@@ -8,7 +8,7 @@ public static class SweepJob
 {
     public sealed record Config(string Name, int WeightBits, int ActivationBits);
 
-    public sealed record Cell(string Model, string Loss, Config Config, QuantizationReport Report);
+    public sealed record Cell(string Model, string Calibration, string Loss, Config Config, QuantizationReport Report);
 
     public static Config ParseConfig(string text)
     {
@@ -17,20 +17,27 @@ public static class SweepJob
         return new Config(text.ToUpperInvariant(), int.Parse(m.Groups[1].Value), int.Parse(m.Groups[2].Value));
     }
 
-    public static List<Cell> Run(IReadOnlyList<string> models, QuantizeRequest template, IReadOnlyList<string> losses, IReadOnlyList<Config> configs, ProgressReporter progress)
+    /// <param name="calibrations">"real" (the --calib folder), "zeroq" or "gaussian" (data-free).</param>
+    public static List<Cell> Run(IReadOnlyList<string> models, QuantizeRequest template, IReadOnlyList<string> losses, IReadOnlyList<Config> configs,
+        ProgressReporter progress, IReadOnlyList<string>? calibrations = null)
     {
+        calibrations ??= ["real"];
+        foreach (var c in calibrations)
+            if (c is not ("real" or "zeroq" or "gaussian")) throw new PtqException($"--calibrations: '{c}' is not real, zeroq or gaussian");
         var cells = new List<Cell>();
         string work = Path.Combine(Path.GetTempPath(), $"ptq-sweep-{Environment.ProcessId}");
         Directory.CreateDirectory(work);
         try
         {
             foreach (var modelPath in models)
+            foreach (var calibration in calibrations)
             {
-                var request = template with { ModelPath = modelPath };
+                var request = template with { ModelPath = modelPath, Synthetic = calibration == "real" ? null : calibration };
                 var prepared = PreparedModel.Prepare(request.Validated(), progress.Message);
                 var (stats, _) = CalibrationStep.Run(prepared, request, progress);
-                string statsPath = Path.Combine(work, Path.GetFileNameWithoutExtension(modelPath) + ".stats.json");
+                string statsPath = Path.Combine(work, $"{Path.GetFileNameWithoutExtension(modelPath)}.{calibration}.stats.json");
                 stats.Save(statsPath);
+                request = request with { Synthetic = null };
                 foreach (var config in configs)
                     foreach (var loss in losses)
                     {
@@ -41,8 +48,8 @@ public static class SweepJob
                             Options = request.Options with { Loss = loss, WeightBits = config.WeightBits, ActivationBits = config.ActivationBits },
                             ReportPaths = [],
                         };
-                        progress.Message($"{Path.GetFileName(modelPath)} {config.Name} {loss}");
-                        cells.Add(new Cell(modelPath, loss, config, new QuantizeJob(one, ProgressReporter.Silent).Run()));
+                        progress.Message($"{Path.GetFileName(modelPath)} {calibration} {config.Name} {loss}");
+                        cells.Add(new Cell(modelPath, calibration, loss, config, new QuantizeJob(one, ProgressReporter.Silent).Run()));
                     }
             }
         }
@@ -63,18 +70,19 @@ public static class SweepJob
             var mine = cells.Where(c => c.Model == model).ToList();
             var first = mine[0].Report.Outputs;
             var configs = mine.Select(c => c.Config).Distinct().ToList();
-            var losses = mine.Select(c => c.Loss).Distinct().ToList();
+            var rows = mine.Select(c => (c.Calibration, c.Loss)).Distinct().ToList();
+            bool several = rows.Select(r => r.Calibration).Distinct().Count() > 1;
             w.AppendLine($"### `{Path.GetFileName(model)}`: FP32 top-1 {Format.F(first.Fp32Top1)}% on {first.Samples} images");
             w.AppendLine();
-            w.AppendLine("| loss | " + string.Join(" | ", configs.Select(c => $"{c.Name} top-1 (change) · output SQNR")) + " |");
-            w.AppendLine("|---|" + string.Concat(configs.Select(_ => "---:|")));
-            foreach (var loss in losses)
+            w.AppendLine((several ? "| calibration | loss | " : "| loss | ") + string.Join(" | ", configs.Select(c => $"{c.Name} top-1 (change) · output SQNR")) + " |");
+            w.AppendLine((several ? "|---|---|" : "|---|") + string.Concat(configs.Select(_ => "---:|")));
+            foreach (var (calibration, loss) in rows)
             {
-                w.Append($"| {loss} |");
+                w.Append(several ? $"| {calibration} | {loss} |" : $"| {loss} |");
                 foreach (var config in configs)
                 {
-                    var o = mine.Single(c => c.Loss == loss && c.Config == config).Report.Outputs;
-                    w.Append($" {Format.F(o.Int8Top1)} ({(o.Top1Drop <= 0 ? "+" : "")}{Format.F(-o.Top1Drop)}) · {Format.F(o.SqnrDb, 1)} dB |");
+                    var o = mine.Single(c => c.Calibration == calibration && c.Loss == loss && c.Config == config).Report.Outputs;
+                    w.Append($" {Format.F(o.Int8Top1)} ({Format.Signed(-o.Top1Drop)}) · {Format.F(o.SqnrDb, 1)} dB |");
                 }
                 w.AppendLine();
             }

@@ -163,8 +163,8 @@ public static class ReportWriters
         var o = r.Outputs;
         if (o.Labelled)
         {
-            yield return ("top-1 (%)", Format.F(o.Fp32Top1), Format.F(o.Int8Top1), Signed(-o.Top1Drop));
-            yield return ("top-5 (%)", Format.F(o.Fp32Top5), Format.F(o.Int8Top5), Signed(o.Int8Top5 - o.Fp32Top5));
+            yield return ("top-1 (%)", Format.F(o.Fp32Top1), Format.F(o.Int8Top1), Format.Signed(-o.Top1Drop));
+            yield return ("top-5 (%)", Format.F(o.Fp32Top5), Format.F(o.Int8Top5), Format.Signed(o.Int8Top5 - o.Fp32Top5));
         }
         yield return ("top-1 agreement (%)", "", Format.F(o.Agreement), "");
         yield return ("output SQNR (dB)", "", Format.F(o.SqnrDb, 1), "");
@@ -172,8 +172,6 @@ public static class ReportWriters
         yield return ("size", Format.Bytes(r.Fp32Bytes), Format.Bytes(r.Int8Bytes), $"{(double)r.Fp32Bytes / r.Int8Bytes:0.00}x smaller");
         yield return ($"latency (ms/batch {r.LatencyBatch})", Format.F(r.Fp32LatencyMs), Format.F(r.Int8LatencyMs), $"{r.Fp32LatencyMs / r.Int8LatencyMs:0.00}x faster");
     }
-
-    private static string Signed(double v) => (v >= 0 ? "+" : "") + Format.F(v);
 
     private static void Number(Utf8JsonWriter w, string name, double value)
     {

@@ -1,0 +1,320 @@
+using PtqTool.Onnx;
+using PtqTool.Onnx.Proto;
+
+namespace PtqTool.Distill;
+
+/// <summary>The registry of backward rules, one small class per op family.</summary>
+public static class BackwardRules
+{
+    private static readonly Dictionary<string, IBackwardRule> ByOp = Build(
+        new ConvBackward(), new BatchNormBackward(), new ActivationBackward(), new ElementwiseBackward(),
+        new MaxPoolBackward(), new AveragePoolBackward(), new ShapeBackward(), new ConcatBackward(), new MatrixBackward());
+
+    public static IBackwardRule For(NodeProto node) => ByOp.TryGetValue(node.OpType, out var rule)
+        ? rule
+        : throw new PtqException($"ZeroQ: no backward rule for op {node.OpType} (node '{node.Name}'); supported: {string.Join(", ", ByOp.Keys.Order(StringComparer.Ordinal))}");
+
+    public static IEnumerable<string> Supported => ByOp.Keys.Order(StringComparer.Ordinal);
+
+    private static Dictionary<string, IBackwardRule> Build(params IBackwardRule[] rules)
+    {
+        var d = new Dictionary<string, IBackwardRule>(StringComparer.Ordinal);
+        foreach (var r in rules) foreach (var op in r.OpTypes) d.Add(op, r);
+        return d;
+    }
+}
+
+/// <summary>
+/// Conv: dX = ConvTranspose(dY, W) with the same strides, pads, dilations and groups; output_padding restores X's size.
+/// A stride-1 Conv with constant weights uses the equivalent Conv instead (ONNX Runtime's Conv is much faster than its
+/// ConvTranspose): the kernel rotated by 180° with input and output channels swapped within each group, and pads
+/// d·(k−1) − p.
+/// </summary>
+public sealed class ConvBackward : IBackwardRule
+{
+    public IReadOnlyCollection<string> OpTypes => ["Conv"];
+
+    public IReadOnlyDictionary<int, string> Backward(NodeProto node, string dY, GradientContext c, Func<int, bool> needs)
+    {
+        if (!needs(0)) return new Dictionary<int, string>();
+        if (NodeAttributes.GetString(node, "auto_pad", "NOTSET") is not ("NOTSET" or "VALID"))
+            throw new PtqException($"ZeroQ: Conv '{node.Name}' uses auto_pad SAME_*; export it with explicit pads");
+        int[] x = c.Shape(node.Input[0]), y = c.Shape(node.Output[0]), w = c.Shape(node.Input[1]);
+        int spatial = x.Length - 2;
+        long[] strides = NodeAttributes.GetInts(node, "strides", Enumerable.Repeat(1L, spatial).ToArray());
+        long[] dilations = NodeAttributes.GetInts(node, "dilations", Enumerable.Repeat(1L, spatial).ToArray());
+        long[] pads = NodeAttributes.GetInts(node, "pads", new long[2 * spatial]);
+        long group = NodeAttributes.GetInt(node, "group", 1);
+        var flippedPads = new long[2 * spatial];
+        for (int i = 0; i < spatial; i++)
+        {
+            flippedPads[i] = dilations[i] * (w[2 + i] - 1) - pads[i];
+            flippedPads[i + spatial] = dilations[i] * (w[2 + i] - 1) - pads[i + spatial];
+        }
+        if (strides.All(s => s == 1) && flippedPads.All(p => p >= 0) && c.Graph.ConstantValue(node.Input[1]) is { } weight)
+        {
+            string flipped = c.Floats(Flip(TensorData.ToFloats(weight), w, (int)group), [w[1] * (int)group, w[0] / (int)group, .. w[2..]]);
+            return new Dictionary<int, string>
+            {
+                [0] = c.Op("Conv", [dY, flipped], NodeAttributes.Ints("dilations", dilations), NodeAttributes.Ints("pads", flippedPads), NodeAttributes.Int("group", group)),
+            };
+        }
+        var outputPadding = new long[spatial];
+        for (int i = 0; i < spatial; i++)
+        {
+            long produced = (y[2 + i] - 1) * strides[i] - pads[i] - pads[i + spatial] + dilations[i] * (w[2 + i] - 1) + 1;
+            outputPadding[i] = x[2 + i] - produced;
+        }
+        string dX = c.Op("ConvTranspose", [dY, node.Input[1]],
+            NodeAttributes.Ints("strides", strides), NodeAttributes.Ints("dilations", dilations), NodeAttributes.Ints("pads", pads),
+            NodeAttributes.Ints("output_padding", outputPadding), NodeAttributes.Int("group", group));
+        return new Dictionary<int, string> { [0] = dX };
+    }
+
+    /// <summary>W [M, C/g, k...] → W' [C, M/g, k...] with W'[j·C/g + c, m, a] = W[j·M/g + m, c, k−1−a] (spatial indices reversed).</summary>
+    private static float[] Flip(float[] w, int[] shape, int groups)
+    {
+        int outC = shape[0], inPerGroup = shape[1], kernel = w.Length / (outC * inPerGroup), outPerGroup = outC / groups;
+        var result = new float[w.Length];
+        for (int j = 0; j < groups; j++)
+            for (int m = 0; m < outPerGroup; m++)
+                for (int ci = 0; ci < inPerGroup; ci++)
+                    for (int k = 0; k < kernel; k++)
+                    {
+                        int source = ((j * outPerGroup + m) * inPerGroup + ci) * kernel + k;
+                        int target = ((j * inPerGroup + ci) * outPerGroup + m) * kernel + (kernel - 1 - k);
+                        result[target] = w[source];
+                    }
+        return result;
+    }
+}
+
+/// <summary>BatchNormalization in inference mode is a per-channel affine map: dX = dY·γ/√(σ²+ε).</summary>
+public sealed class BatchNormBackward : IBackwardRule
+{
+    public IReadOnlyCollection<string> OpTypes => ["BatchNormalization"];
+
+    public IReadOnlyDictionary<int, string> Backward(NodeProto node, string dY, GradientContext c, Func<int, bool> needs)
+    {
+        if (!needs(0)) return new Dictionary<int, string>();
+        var g = c.Graph;
+        float[] gamma = TensorData.ToFloats(g.ConstantValue(node.Input[1])!), variance = TensorData.ToFloats(g.ConstantValue(node.Input[4])!);
+        double eps = NodeAttributes.GetFloat(node, "epsilon", 1e-5f);
+        int rank = c.Shape(node.Input[0]).Length;
+        var k = gamma.Select((v, i) => (float)(v / Math.Sqrt(variance[i] + eps))).ToArray();
+        int[] shape = [1, k.Length, .. Enumerable.Repeat(1, rank - 2)];
+        return new Dictionary<int, string> { [0] = c.Op("Mul", [dY, c.Floats(k, shape)]) };
+    }
+}
+
+/// <summary>Relu, Clip, Sigmoid, HardSigmoid, HardSwish, Identity, Dropout (inference).</summary>
+public sealed class ActivationBackward : IBackwardRule
+{
+    public IReadOnlyCollection<string> OpTypes => ["Relu", "Clip", "Sigmoid", "HardSigmoid", "HardSwish", "Identity", "Dropout"];
+
+    public IReadOnlyDictionary<int, string> Backward(NodeProto node, string dY, GradientContext c, Func<int, bool> needs)
+    {
+        if (!needs(0)) return new Dictionary<int, string>();
+        string x = node.Input[0], y = node.Output[0];
+        string dX;
+        switch (node.OpType)
+        {
+            case "Identity" or "Dropout":
+                dX = dY;
+                break;
+            case "Relu":
+                dX = c.Op("Where", [c.Op("Greater", [x, c.Scalar(0)]), dY, c.Scalar(0)]);
+                break;
+            case "Clip":
+            {
+                // Values strictly inside [min, max] pass the gradient; min/max may be absent (±∞).
+                string inside = c.Op("Cast", [c.Op("Greater", [x, node.Input.Count > 1 && node.Input[1].Length > 0 ? node.Input[1] : c.Scalar(float.NegativeInfinity)])], NodeAttributes.Int("to", ElementType.Float));
+                string below = c.Op("Cast", [c.Op("Less", [x, node.Input.Count > 2 && node.Input[2].Length > 0 ? node.Input[2] : c.Scalar(float.PositiveInfinity)])], NodeAttributes.Int("to", ElementType.Float));
+                dX = c.Op("Mul", [dY, c.Op("Mul", [inside, below])]);
+                break;
+            }
+            case "Sigmoid":
+                dX = c.Op("Mul", [dY, c.Op("Mul", [y, c.Op("Sub", [c.Scalar(1), y])])]);
+                break;
+            case "HardSigmoid":
+            {
+                float alpha = NodeAttributes.GetFloat(node, "alpha", 0.2f), beta = NodeAttributes.GetFloat(node, "beta", 0.5f);
+                string linear = c.Op("Add", [c.Op("Mul", [x, c.Scalar(alpha)]), c.Scalar(beta)]);
+                dX = c.Op("Mul", [dY, c.Op("Mul", [c.Scalar(alpha), Between(c, linear, 0, 1)])]);
+                break;
+            }
+            default: // HardSwish: y = x·hs(x), hs = clip(x/6 + 1/2, 0, 1); dy/dx = hs + x/6 inside (−3, 3)
+            {
+                string linear = c.Op("Add", [c.Op("Mul", [x, c.Scalar(1f / 6)]), c.Scalar(0.5f)]);
+                string hs = c.Op("Clip", [linear, c.Scalar(0), c.Scalar(1)]);
+                string slope = c.Op("Add", [hs, c.Op("Mul", [c.Op("Mul", [x, c.Scalar(1f / 6)]), Between(c, linear, 0, 1)])]);
+                dX = c.Op("Mul", [dY, slope]);
+                break;
+            }
+        }
+        return new Dictionary<int, string> { [0] = dX };
+    }
+
+    private static string Between(GradientContext c, string v, float lo, float hi) =>
+        c.Op("Mul", [c.Op("Cast", [c.Op("Greater", [v, c.Scalar(lo)])], NodeAttributes.Int("to", ElementType.Float)),
+                     c.Op("Cast", [c.Op("Less", [v, c.Scalar(hi)])], NodeAttributes.Int("to", ElementType.Float))]);
+}
+
+/// <summary>Add, Sub, Mul with numpy broadcasting: each input's gradient is reduced back to its own shape.</summary>
+public sealed class ElementwiseBackward : IBackwardRule
+{
+    public IReadOnlyCollection<string> OpTypes => ["Add", "Sub", "Mul"];
+
+    public IReadOnlyDictionary<int, string> Backward(NodeProto node, string dY, GradientContext c, Func<int, bool> needs)
+    {
+        var result = new Dictionary<int, string>();
+        int[] y = c.Shape(node.Output[0]);
+        for (int i = 0; i < 2; i++)
+        {
+            if (!needs(i)) continue;
+            string g = node.OpType switch
+            {
+                "Add" => dY,
+                "Sub" => i == 0 ? dY : c.Op("Neg", [dY]),
+                _ => c.Op("Mul", [dY, node.Input[1 - i]]),
+            };
+            result[i] = c.Unbroadcast(g, y, c.Shape(node.Input[i]));
+        }
+        return result;
+    }
+}
+
+/// <summary>
+/// MaxPool: the gradient goes to the position each maximum came from. The forward MaxPool gets its Indices output
+/// (flat positions over N·C·H·W), and ScatterElements with reduction "add" sums where windows overlap.
+/// </summary>
+public sealed class MaxPoolBackward : IBackwardRule
+{
+    public IReadOnlyCollection<string> OpTypes => ["MaxPool"];
+
+    public IReadOnlyDictionary<int, string> Backward(NodeProto node, string dY, GradientContext c, Func<int, bool> needs)
+    {
+        if (!needs(0)) return new Dictionary<int, string>();
+        if (NodeAttributes.GetInt(node, "storage_order", 0) != 0) throw new PtqException($"ZeroQ: MaxPool '{node.Name}' with storage_order=1 is not supported");
+        string indices;
+        if (node.Output.Count > 1 && node.Output[1].Length > 0) indices = node.Output[1];
+        else
+        {
+            indices = c.Name("maxpool_indices");
+            if (node.Output.Count > 1) node.Output[1] = indices; else node.Output.Add(indices);
+        }
+        int[] x = c.Shape(node.Input[0]);
+        long count = x.Aggregate(1L, (a, b) => a * b);
+        string flatIndices = c.Op("Reshape", [indices, c.Longs([1, -1])]);
+        string flatGradient = c.Op("Reshape", [dY, c.Longs([1, -1])]);
+        string zeros = c.Floats(new float[count], [1, (int)count]);
+        string scattered = c.Op("ScatterElements", [zeros, flatIndices, flatGradient], NodeAttributes.Int("axis", 1), NodeAttributes.String("reduction", "add"));
+        return new Dictionary<int, string> { [0] = c.Op("Reshape", [scattered, c.Longs(x.Select(d => (long)d).ToArray())]) };
+    }
+}
+
+/// <summary>
+/// GlobalAveragePool: dX = dY/(H·W) expanded. AveragePool: ConvTranspose of dY with a depthwise kernel of 1/(kh·kw),
+/// exact when no padding is counted out (pads = 0 or count_include_pad = 1).
+/// </summary>
+public sealed class AveragePoolBackward : IBackwardRule
+{
+    public IReadOnlyCollection<string> OpTypes => ["GlobalAveragePool", "AveragePool"];
+
+    public IReadOnlyDictionary<int, string> Backward(NodeProto node, string dY, GradientContext c, Func<int, bool> needs)
+    {
+        if (!needs(0)) return new Dictionary<int, string>();
+        int[] x = c.Shape(node.Input[0]);
+        if (node.OpType == "GlobalAveragePool")
+        {
+            int area = x.Skip(2).Aggregate(1, (a, b) => a * b);
+            string scaled = c.Op("Mul", [dY, c.Scalar(1f / area)]);
+            return new Dictionary<int, string> { [0] = c.Op("Expand", [scaled, c.Longs(x.Select(d => (long)d).ToArray())]) };
+        }
+        long[] kernel = NodeAttributes.GetInts(node, "kernel_shape", []);
+        int spatial = kernel.Length;
+        long[] strides = NodeAttributes.GetInts(node, "strides", Enumerable.Repeat(1L, spatial).ToArray());
+        long[] pads = NodeAttributes.GetInts(node, "pads", new long[2 * spatial]);
+        if (pads.Any(p => p != 0) && NodeAttributes.GetInt(node, "count_include_pad", 0) == 0)
+            throw new PtqException($"ZeroQ: AveragePool '{node.Name}' divides border windows by fewer elements (count_include_pad=0 with pads); not supported");
+        int channels = x[1];
+        long area2 = kernel.Aggregate(1L, (a, b) => a * b);
+        var weights = Enumerable.Repeat(1f / area2, (int)(channels * area2)).ToArray();
+        string w = c.Floats(weights, [channels, 1, .. kernel.Select(k => (int)k)]);
+        int[] y = c.Shape(node.Output[0]);
+        var outputPadding = new long[spatial];
+        for (int i = 0; i < spatial; i++)
+            outputPadding[i] = x[2 + i] - ((y[2 + i] - 1) * strides[i] - pads[i] - pads[i + spatial] + kernel[i]);
+        string dX = c.Op("ConvTranspose", [dY, w], NodeAttributes.Ints("strides", strides), NodeAttributes.Ints("pads", pads),
+            NodeAttributes.Ints("output_padding", outputPadding), NodeAttributes.Int("group", channels));
+        return new Dictionary<int, string> { [0] = dX };
+    }
+}
+
+/// <summary>Flatten, Reshape, Squeeze, Unsqueeze, Pad (constant): shape moves; the gradient is reshaped (or sliced) back.</summary>
+public sealed class ShapeBackward : IBackwardRule
+{
+    public IReadOnlyCollection<string> OpTypes => ["Flatten", "Reshape", "Squeeze", "Unsqueeze", "Pad"];
+
+    public IReadOnlyDictionary<int, string> Backward(NodeProto node, string dY, GradientContext c, Func<int, bool> needs)
+    {
+        if (!needs(0)) return new Dictionary<int, string>();
+        int[] x = c.Shape(node.Input[0]);
+        if (node.OpType == "Pad")
+        {
+            if (NodeAttributes.GetString(node, "mode", "constant") != "constant") throw new PtqException($"ZeroQ: Pad '{node.Name}' mode must be constant");
+            var pads = TensorData.ToInt64s(c.Graph.ConstantValue(node.Input[1]) ?? throw new PtqException($"ZeroQ: Pad '{node.Name}' needs constant pads"));
+            int rank = x.Length;
+            var starts = pads.Take(rank).ToArray();
+            var ends = starts.Select((s, i) => s + x[i]).ToArray();
+            return new Dictionary<int, string> { [0] = c.Op("Slice", [dY, c.Longs(starts), c.Longs(ends)]) };
+        }
+        return new Dictionary<int, string> { [0] = c.Op("Reshape", [dY, c.Longs(x.Select(d => (long)d).ToArray())]) };
+    }
+}
+
+/// <summary>Concat: each input gets its slice of the gradient along the axis.</summary>
+public sealed class ConcatBackward : IBackwardRule
+{
+    public IReadOnlyCollection<string> OpTypes => ["Concat"];
+
+    public IReadOnlyDictionary<int, string> Backward(NodeProto node, string dY, GradientContext c, Func<int, bool> needs)
+    {
+        int[] y = c.Shape(node.Output[0]);
+        long axis = NodeAttributes.GetInt(node, "axis", 0);
+        if (axis < 0) axis += y.Length;
+        var result = new Dictionary<int, string>();
+        long offset = 0;
+        for (int i = 0; i < node.Input.Count; i++)
+        {
+            long size = c.Shape(node.Input[i])[axis];
+            if (needs(i)) result[i] = c.Op("Slice", [dY, c.Longs([offset]), c.Longs([offset + size]), c.Longs([axis])]);
+            offset += size;
+        }
+        return result;
+    }
+}
+
+/// <summary>Gemm (Y = α·A'·B' + β·C) and MatMul: the gradient of the activation input A.</summary>
+public sealed class MatrixBackward : IBackwardRule
+{
+    public IReadOnlyCollection<string> OpTypes => ["Gemm", "MatMul"];
+
+    public IReadOnlyDictionary<int, string> Backward(NodeProto node, string dY, GradientContext c, Func<int, bool> needs)
+    {
+        var result = new Dictionary<int, string>();
+        if (!needs(0)) return result;
+        if (node.OpType == "MatMul")
+        {
+            if (c.Shape(node.Input[1]).Length != 2) throw new PtqException($"ZeroQ: MatMul '{node.Name}' needs a 2-D right operand");
+            result[0] = c.Op("MatMul", [dY, c.Op("Transpose", [node.Input[1]])]);
+            return result;
+        }
+        bool transA = NodeAttributes.GetInt(node, "transA", 0) == 1, transB = NodeAttributes.GetInt(node, "transB", 0) == 1;
+        float alpha = NodeAttributes.GetFloat(node, "alpha", 1);
+        // dA' = α·dY·B'ᵀ; with transA the gradient of A is its transpose.
+        string g = c.Op("Gemm", [dY, node.Input[1]], NodeAttributes.Float("alpha", alpha), NodeAttributes.Int("transB", transB ? 0 : 1));
+        result[0] = transA ? c.Op("Transpose", [g]) : g;
+        return result;
+    }
+}

@@ -1,0 +1,147 @@
+using PtqTool.Onnx;
+using PtqTool.Onnx.Proto;
+
+namespace PtqTool.Distill;
+
+/// <summary>The ZeroQ objective as one ONNX model: input x → (scalar loss, dLoss/dx).</summary>
+public sealed record ZeroQGraph(ModelProto Model, string Input, string Loss, string Gradient, int BatchNormLayers);
+
+/// <summary>
+/// Builds the ZeroQ gradient graph: the part of the model that computes every BatchNormalization's input, the BN
+/// statistics loss L = Σᵢ ‖mean_c(aᵢ) − μᵢ‖² + ‖std_c(aᵢ) − σᵢ‖², and reverse-mode differentiation of L with respect to
+/// the input emitted as standard ONNX ops (one backward rule per op), so ONNX Runtime evaluates loss and gradient in one run.
+/// </summary>
+public static class GradientGraphBuilder
+{
+    public const string LossName = "zeroq_loss";
+    public const string GradientName = "zeroq_input_gradient";
+    /// <summary>Added under the square root of the batch variance.</summary>
+    public const float VarianceEpsilon = 1e-8f;
+
+    /// <param name="inputShape">The full input shape (batch included) the graph will be run with.</param>
+    public static ZeroQGraph Build(ModelProto model, int[] inputShape, string nameForErrors = "model")
+    {
+        var source = new OnnxGraph(model.Clone());
+        var bns = source.Graph.Node.Where(n => n.OpType == "BatchNormalization").ToList();
+        if (bns.Count == 0)
+            throw new PtqException($"{nameForErrors}: ZeroQ needs BatchNormalization statistics and the model has none (BN folded into Conv at export cannot be recovered): use --synthetic gaussian or real calibration data");
+        string input = source.DataInputs().Single().Name;
+
+        // The forward slice: every node some BN input depends on.
+        var needed = new HashSet<NodeProto>();
+        var stack = new Stack<string>(bns.Select(b => b.Input[0]));
+        while (stack.Count > 0)
+        {
+            var p = source.Producer(stack.Pop());
+            if (p is null || !needed.Add(p)) continue;
+            foreach (var i in p.Input) if (i.Length > 0) stack.Push(i);
+        }
+        var forward = source.TopologicalOrder().Where(needed.Contains).ToList();
+        var shapes = ForwardShapes(model, forward, input, inputShape);
+
+        var graph = new OnnxGraph(new ModelProto
+        {
+            IrVersion = Math.Max(model.IrVersion, 8),
+            ProducerName = "ptq-zeroq",
+            Graph = new GraphProto { Name = "zeroq_gradient" },
+        });
+        long opset = Math.Max(source.OpsetVersion(), 16);
+        graph.Model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = opset });
+        graph.Graph.Input.Add(source.Graph.Input.First(i => i.Name == input).Clone());
+        var usedInputs = forward.SelectMany(n => n.Input).ToHashSet();
+        foreach (var t in source.Graph.Initializer.Where(t => usedInputs.Contains(t.Name))) graph.Graph.Initializer.Add(t.Clone());
+        var copies = forward.Select(n => n.Clone()).ToList();
+        foreach (var n in copies) graph.Graph.Node.Add(n);
+        var context = new GradientContext(graph, shapes);
+
+        // Loss and its gradient at each BN input.
+        var gradients = new Dictionary<string, List<string>>(StringComparer.Ordinal);
+        var losses = new List<string>();
+        foreach (var bn in bns)
+        {
+            var (loss, grad) = BatchNormLoss(bn, context, source, opset);
+            losses.Add(loss);
+            Accumulate(gradients, bn.Input[0], grad);
+        }
+        string total = losses.Count == 1 ? losses[0] : context.Op("Sum", losses);
+        graph.AddNode(NodeAttributes.Node("Identity", "zeroq_loss_out", [total], [LossName]));
+
+        // Which tensors depend on the input (only those need gradients).
+        var dependent = new HashSet<string>(StringComparer.Ordinal) { input };
+        foreach (var n in copies)
+            if (n.Input.Any(dependent.Contains)) foreach (var o in n.Output) dependent.Add(o);
+
+        for (int k = copies.Count - 1; k >= 0; k--)
+        {
+            var node = copies[k];
+            if (!gradients.TryGetValue(node.Output[0], out var parts)) continue;
+            string dY = Sum(context, parts);
+            var rule = BackwardRules.For(node);
+            var result = rule.Backward(node, dY, context, i => i < node.Input.Count && node.Input[i].Length > 0 && dependent.Contains(node.Input[i]));
+            foreach (var (index, g) in result) Accumulate(gradients, node.Input[index], g);
+        }
+        string gradInput = gradients.TryGetValue(input, out var inputParts) ? Sum(context, inputParts) : context.Floats(new float[inputShape.Aggregate(1, (a, b) => a * b)], inputShape);
+        graph.AddNode(NodeAttributes.Node("Identity", "zeroq_gradient_out", [gradInput], [GradientName]));
+        graph.AddOutput(LossName);
+        graph.AddOutput(GradientName);
+        graph.SortNodes();
+        return new ZeroQGraph(graph.Model, input, LossName, GradientName, bns.Count);
+    }
+
+    private static void Accumulate(Dictionary<string, List<string>> gradients, string tensor, string gradient)
+    {
+        if (!gradients.TryGetValue(tensor, out var list)) gradients[tensor] = list = [];
+        list.Add(gradient);
+    }
+
+    private static string Sum(GradientContext c, List<string> parts) => parts.Count == 1 ? parts[0] : c.Op("Sum", parts);
+
+    /// <summary>
+    /// For a = BN input with M values per channel: m = mean(a), sd = √(max(mean(a²) − m², 0) + ε);
+    /// L = Σ(m − μ)² + Σ(sd − σ)², and ∂L/∂a = 2(m − μ)/M + 2(sd − σ)(a − m)/(M·sd), written as a·k₁ + k₂ with
+    /// per-channel k₁ = 2(sd − σ)/(M·sd) and k₂ = 2(m − μ)/M − k₁·m: two reductions and two full-size ops per BN.
+    /// </summary>
+    private static (string Loss, string Gradient) BatchNormLoss(NodeProto bn, GradientContext c, OnnxGraph source, long opset)
+    {
+        string a = bn.Input[0];
+        int[] shape = c.Shape(a);
+        long[] axes = Enumerable.Range(0, shape.Length).Where(i => i != 1).Select(i => (long)i).ToArray();
+        int channels = shape[1];
+        long m = shape.Where((_, i) => i != 1).Aggregate(1L, (x, y) => x * y);
+        float[] mu = TensorData.ToFloats(source.ConstantValue(bn.Input[3])!);
+        float[] sigma = TensorData.ToFloats(source.ConstantValue(bn.Input[4])!).Select(v => MathF.Sqrt(Math.Max(v, 0))).ToArray();
+        int[] statShape = [1, channels, .. Enumerable.Repeat(1, shape.Length - 2)];
+        string mean = ReduceMean(c, a, axes, opset);
+        string meanSquare = ReduceMean(c, c.Op("Mul", [a, a]), axes, opset);
+        string variance = c.Op("Max", [c.Op("Sub", [meanSquare, c.Op("Mul", [mean, mean])]), c.Scalar(0)]);
+        string sd = c.Op("Sqrt", [c.Op("Add", [variance, c.Scalar(VarianceEpsilon)])]);
+        string em = c.Op("Sub", [mean, c.Floats(mu, statShape)]);
+        string es = c.Op("Sub", [sd, c.Floats(sigma, statShape)]);
+        string loss = c.Op("Add", [
+            c.Op("ReduceSum", [c.Op("Mul", [em, em])], NodeAttributes.Int("keepdims", 0)),
+            c.Op("ReduceSum", [c.Op("Mul", [es, es])], NodeAttributes.Int("keepdims", 0))]);
+        string k1 = c.Op("Div", [c.Op("Mul", [es, c.Scalar(2f / m)]), sd]);
+        string k2 = c.Op("Sub", [c.Op("Mul", [em, c.Scalar(2f / m)]), c.Op("Mul", [k1, mean])]);
+        return (loss, c.Op("Add", [c.Op("Mul", [a, k1]), k2]));
+    }
+
+    private static string ReduceMean(GradientContext c, string x, long[] axes, long opset) =>
+        opset >= 18
+            ? c.Op("ReduceMean", [x, c.Longs(axes)], NodeAttributes.Int("keepdims", 1))
+            : c.Op("ReduceMean", [x], NodeAttributes.Ints("axes", axes), NodeAttributes.Int("keepdims", 1));
+
+    /// <summary>Shapes of every tensor of the forward slice at this input shape, from one ONNX Runtime run.</summary>
+    private static Dictionary<string, int[]> ForwardShapes(ModelProto model, List<NodeProto> forward, string input, int[] inputShape)
+    {
+        var probe = new OnnxGraph(model.Clone());
+        var names = forward.SelectMany(n => n.Output.Take(1)).Where(o => o.Length > 0).Distinct().ToList();
+        foreach (var t in names) probe.AddOutput(t);
+        using var runner = OrtRunner.FromModel(probe.Model, new RunnerOptions { Optimization = Microsoft.ML.OnnxRuntime.GraphOptimizationLevel.ORT_DISABLE_ALL });
+        var x = new FloatTensor(new float[inputShape.Aggregate(1, (a, b) => a * b)], inputShape);
+        var outputs = runner.Run(new Dictionary<string, FloatTensor> { [input] = x }, names);
+        var shapes = outputs.ToDictionary(kv => kv.Key, kv => kv.Value.Shape, StringComparer.Ordinal);
+        shapes[input] = inputShape;
+        foreach (var t in model.Graph.Initializer) shapes[t.Name] = TensorData.Shape(t);
+        return shapes;
+    }
+}

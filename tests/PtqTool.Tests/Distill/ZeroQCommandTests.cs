@@ -1,0 +1,105 @@
+using System.Text.Json;
+using PtqTool.Data;
+using PtqTool.Onnx;
+using PtqTool.Tests.Cli;
+
+namespace PtqTool.Tests.Distill;
+
+public class ZeroQCommandTests
+{
+    [Fact]
+    public void Distill_writes_samples_previews_and_a_loss_curve_and_the_loss_falls_tenfold()
+    {
+        string dir = Repo.TempDir();
+        var (code, output, err) = CliRunner.Run("distill", Repo.Model("fmnist_cnn"), "--out", dir, "--count", "16", "--iterations", "150", "--quiet");
+        Assert.True(code == 0, err);
+        Assert.Equal(16, Directory.GetFiles(dir, "sample-*.npy").Length);
+        Assert.Equal(16, Directory.GetFiles(dir, "preview-*.png").Length);
+        Assert.True(new FileInfo(Path.Combine(dir, "loss.png")).Length > 1000);
+        var (data, shape) = NpyReader.Read(Path.Combine(dir, "sample-0000.npy"));
+        Assert.Equal([1, 28, 28], shape);
+        // Inputs are kept inside what pixels 0..255 map to: (0 − 0.286)/0.353 .. (1 − 0.286)/0.353.
+        Assert.All(data, v => Assert.InRange(v, (0 - 0.2860f) / 0.3530f - 1e-5f, (1 - 0.2860f) / 0.3530f + 1e-5f));
+        var m = System.Text.RegularExpressions.Regex.Match(output, @"loss ([0-9.eE+-]+) -> ([0-9.eE+-]+)");
+        double first = double.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        double last = double.Parse(m.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture);
+        Assert.True(first / last >= 10, $"loss {first} -> {last}");
+    }
+
+    [Fact]
+    public void The_distilled_batch_is_much_closer_to_the_batchnorm_statistics_than_its_start()
+    {
+        // Independently of the gradient graph: run the FP32 model, read the first BN's input and compare its per-channel
+        // mean and std with the stored running statistics, for the distilled batch and for the N(0,1) start.
+        string dir = Repo.TempDir();
+        Assert.Equal(0, CliRunner.Run("distill", Repo.Model("fmnist_cnn"), "--out", dir, "--count", "32", "--iterations", "300", "--quiet").Code);
+        var samples = Directory.GetFiles(dir, "sample-*.npy").Order().Select(f => NpyReader.Read(f).Data).ToList();
+        var distilled = new FloatTensor(samples.SelectMany(s => s).ToArray(), [samples.Count, 1, 28, 28]);
+        var start = PtqTool.Distill.ZeroQDistiller.Gaussian(distilled.Data.Length, 0);
+        PtqTool.Distill.ZeroQDistiller.Project(start, distilled.Shape, ([(0 - 0.2860f) / 0.3530f], [(1 - 0.2860f) / 0.3530f]));
+        var (meanAfter, stdAfter) = StatisticsError(distilled);
+        var (meanBefore, stdBefore) = StatisticsError(new FloatTensor(start, distilled.Shape));
+        // N(0,1) inputs already give the first BN nearly the right means; the stds are what distillation fixes.
+        Assert.True(stdAfter + meanAfter < 0.5 * (stdBefore + meanBefore), $"std error {stdBefore:P1} -> {stdAfter:P1}, mean error {meanBefore:P1} -> {meanAfter:P1}");
+        Assert.True(stdAfter < 0.2 && meanAfter < 0.2, $"std error {stdAfter:P1}, mean error {meanAfter:P1}");
+    }
+
+    /// <summary>Mean |batch mean − μ| and |batch std − σ| over the first BN's channels, relative to the mean σ.</summary>
+    private static (double Mean, double Std) StatisticsError(FloatTensor batch)
+    {
+        var graph = OnnxGraph.Load(Repo.Model("fmnist_cnn"));
+        var bn = graph.Graph.Node.First(n => n.OpType == "BatchNormalization");
+        graph.AddOutput(bn.Input[0]);
+        using var runner = OrtRunner.FromModel(graph.Model);
+        var a = runner.Run(batch, [bn.Input[0]])[bn.Input[0]];
+        float[] mu = graph.InitializerFloats(bn.Input[3]), variance = graph.InitializerFloats(bn.Input[4]);
+        int channels = a.Shape[1], inner = a.Shape[2] * a.Shape[3];
+        double meanError = 0, stdError = 0, scale = 0;
+        for (int c = 0; c < channels; c++)
+        {
+            var values = Enumerable.Range(0, a.Shape[0]).SelectMany(n => a.Data.AsSpan((n * channels + c) * inner, inner).ToArray()).ToArray();
+            double mean = values.Average(v => (double)v);
+            double std = Math.Sqrt(values.Average(v => (v - mean) * (v - mean)));
+            meanError += Math.Abs(mean - mu[c]);
+            stdError += Math.Abs(std - Math.Sqrt(variance[c]));
+            scale += Math.Sqrt(variance[c]);
+        }
+        return (meanError / scale, stdError / scale);
+    }
+
+    [Fact]
+    public void Zeroq_w8a8_is_within_a_point_of_fp32_and_beats_gaussian_at_w4a4()
+    {
+        string dir = Repo.TempDir();
+        double Top1(string synthetic, params string[] extra)
+        {
+            string report = Path.Combine(dir, $"{synthetic}-{extra.Length}.json");
+            var (code, _, err) = CliRunner.Run(["quantize", Repo.Model("fmnist_resnet"), "--synthetic", synthetic, "--count", "64", "--iterations", "300",
+                "--eval", Repo.EvalDir, "--loss", "qsin", "--out", Path.Combine(dir, $"{synthetic}.onnx"), "--report", report, "--quiet", .. extra]);
+            Assert.True(code == 0, err);
+            using var json = JsonDocument.Parse(File.ReadAllText(report));
+            var e = json.RootElement.GetProperty("evaluation");
+            return e.GetProperty("int8_top1").GetDouble() - (extra.Length == 0 ? e.GetProperty("fp32_top1").GetDouble() : 0);
+        }
+        Assert.True(Top1("zeroq") >= -1.0);
+        double zeroq4 = Top1("zeroq", "--bits", "4"), gaussian4 = Top1("gaussian", "--bits", "4");
+        Assert.True(zeroq4 > gaussian4 + 2, $"W4A4: zeroq {zeroq4}, gaussian {gaussian4}");
+    }
+
+    [Fact]
+    public void Zeroq_on_a_model_without_batchnorm_explains_what_to_do()
+    {
+        string dir = Repo.TempDir(), path = Path.Combine(dir, "nobn.onnx");
+        var graph = OnnxGraph.Load(Repo.Model("fmnist_cnn"));
+        Rewrite.BatchNormFolding.Fold(graph);
+        OnnxModelFile.Save(graph.Model, path);
+        File.Copy(Path.ChangeExtension(Repo.Model("fmnist_cnn"), ".json"), Path.ChangeExtension(path, ".json"));
+        var (code, _, err) = CliRunner.Run("quantize", path, "--synthetic", "zeroq", "--out", Path.Combine(dir, "x.onnx"), "--quiet");
+        Assert.Equal(2, code);
+        Assert.Contains("BatchNormalization", err);
+        Assert.Contains("--synthetic gaussian", err);
+        Assert.False(File.Exists(Path.Combine(dir, "x.onnx")));
+        var gaussian = CliRunner.Run("quantize", path, "--synthetic", "gaussian", "--out", Path.Combine(dir, "g.onnx"), "--quiet");
+        Assert.True(gaussian.Code == 0, gaussian.Err);
+    }
+}
