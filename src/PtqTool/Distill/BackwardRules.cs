@@ -185,8 +185,11 @@ public sealed class ElementwiseBackward : IBackwardRule
 }
 
 /// <summary>
-/// MaxPool: the gradient goes to the position each maximum came from. The forward MaxPool gets its Indices output
-/// (flat positions over N·C·H·W), and ScatterElements with reduction "add" sums where windows overlap.
+/// MaxPool: the gradient goes to the position each maximum came from. Non-overlapping windows (kernel = stride, no
+/// padding or dilation, sizes divisible) use a mask: dY and Y are expanded back to the input's size and
+/// dX = Where(X = Y↑, dY↑, 0), which keeps ONNX Runtime's fast MaxPool kernel (a tie inside a window passes the
+/// gradient to every tied position; after a Relu the tied zeros get none anyway). Otherwise the forward MaxPool gets
+/// its Indices output (flat positions over N·C·H·W) and ScatterElements with reduction "add" sums where windows overlap.
 /// </summary>
 public sealed class MaxPoolBackward : IBackwardRule
 {
@@ -196,6 +199,12 @@ public sealed class MaxPoolBackward : IBackwardRule
     {
         if (!needs(0)) return new Dictionary<int, string>();
         if (NodeAttributes.GetInt(node, "storage_order", 0) != 0) throw new PtqException($"ZeroQ: MaxPool '{node.Name}' with storage_order=1 is not supported");
+        if (NonOverlapping(node, c.Shape(node.Input[0])) is long[] kernel)
+        {
+            string up = Upsample(c, node.Output[0], c.Shape(node.Output[0]), kernel);
+            string upGradient = Upsample(c, dY, c.Shape(node.Output[0]), kernel);
+            return new Dictionary<int, string> { [0] = c.Op("Where", [c.Op("Equal", [node.Input[0], up]), upGradient, c.Scalar(0)]) };
+        }
         string indices;
         if (node.Output.Count > 1 && node.Output[1].Length > 0) indices = node.Output[1];
         else
@@ -211,6 +220,27 @@ public sealed class MaxPoolBackward : IBackwardRule
         string scattered = c.Op("ScatterElements", [zeros, flatIndices, flatGradient], NodeAttributes.Int("axis", 1), NodeAttributes.String("reduction", "add"));
         return new Dictionary<int, string> { [0] = c.Op("Reshape", [scattered, c.Longs(x.Select(d => (long)d).ToArray())]) };
     }
+
+    /// <summary>The kernel when windows tile the input exactly (2-D, kernel = stride, no pads or dilation); else null.</summary>
+    private static long[]? NonOverlapping(NodeProto node, int[] x)
+    {
+        long[] kernel = NodeAttributes.GetInts(node, "kernel_shape", []);
+        if (kernel.Length != 2 || x.Length != 4) return null;
+        long[] strides = NodeAttributes.GetInts(node, "strides", [1, 1]);
+        bool plain = NodeAttributes.GetInts(node, "pads", [0, 0, 0, 0]).All(p => p == 0)
+                     && NodeAttributes.GetInts(node, "dilations", [1, 1]).All(d => d == 1)
+                     && NodeAttributes.GetString(node, "auto_pad", "NOTSET") is "NOTSET" or "VALID";
+        return plain && strides.SequenceEqual(kernel) && x[2] % kernel[0] == 0 && x[3] % kernel[1] == 0 ? kernel : null;
+    }
+
+    /// <summary>
+    /// [N, C, H, W] → [N, C, H·kh, W·kw] repeating each value over its window: Resize, nearest, with asymmetric
+    /// coordinates and floor rounding at integer scales is an exact repeat (and far faster in ONNX Runtime than a 6-D Expand).
+    /// </summary>
+    private static string Upsample(GradientContext c, string t, int[] shape, long[] k) =>
+        c.Op("Resize", [t, "", c.Floats([1, 1, k[0], k[1]], [4])],
+            NodeAttributes.String("mode", "nearest"), NodeAttributes.String("coordinate_transformation_mode", "asymmetric"),
+            NodeAttributes.String("nearest_mode", "floor"));
 }
 
 /// <summary>

@@ -76,6 +76,15 @@ public class GradientCheckTests
     }
 
     [Fact]
+    public void Non_overlapping_maxpool_routes_the_gradient_to_each_window_maximum()
+    {
+        var m = new TinyModels([2, 3, 8, 6], 10);
+        string c = m.Conv("x", 3, 4, 3, pads: [1, 1, 1, 1]);
+        string p = m.Op("MaxPool", [c], NodeAttributes.Ints("kernel_shape", [2, 3]), NodeAttributes.Ints("strides", [2, 3]));
+        Check(m.Finish(m.BatchNorm(m.Conv(p, 4, 4, 1), 4)), m.InputShape);
+    }
+
+    [Fact]
     public void Broadcasting_add_sub_mul_reduce_to_each_input_shape()
     {
         var m = new TinyModels([2, 3, 6, 6], 4);
