@@ -9,6 +9,7 @@ public sealed class PreprocessingOptions
 {
     public Option<string?> Preset { get; } = new("--preprocess") { Description = "Preset: imagenet, fashion-mnist or none (default: the model's sidecar JSON, else guessed from the input shape)" };
     public Option<string?> Size { get; } = new("--size") { Description = "Input size N or WxH" };
+    public Option<string?> Crop { get; } = new("--crop") { Description = "Centre-crop size N or WxH after --resize N (the model input size; same as --size)" };
     public Option<string?> Resize { get; } = new("--resize") { Description = "none (images must match), stretch, or N: resize the shorter side to N then centre-crop to --size" };
     public Option<string?> Mean { get; } = new("--mean") { Description = "Per-channel mean after scaling, comma-separated (e.g. 0.485,0.456,0.406)" };
     public Option<string?> Std { get; } = new("--std") { Description = "Per-channel std after scaling, comma-separated" };
@@ -18,13 +19,14 @@ public sealed class PreprocessingOptions
 
     public void AddTo(Command command)
     {
-        foreach (var o in new Option[] { Preset, Size, Resize, Mean, Std, Layout, Channels, Scale }) command.Options.Add(o);
+        foreach (var o in new Option[] { Preset, Size, Crop, Resize, Mean, Std, Layout, Channels, Scale }) command.Options.Add(o);
     }
 
     public PreprocessingOverrides Read(ParseResult parse) => new()
     {
         Preset = parse.GetValue(Preset),
         Size = parse.GetValue(Size),
+        Crop = parse.GetValue(Crop),
         Resize = parse.GetValue(Resize),
         Mean = Floats(parse.GetValue(Mean), "--mean"),
         Std = Floats(parse.GetValue(Std), "--std"),

@@ -30,7 +30,12 @@ public static class ActivationParameters
             foreach (var t in statsMembers[i]) histogram.Merge(stats.Tensors[t]);
             // A folded Relu lives on in the quantizer: the range must start at exactly 0.
             var groupSpec = members.Any(plan.ClipAtZero.Contains) ? spec with { PinnedZeroPoint = spec.Range.Min } : spec;
-            chosen[i] = loss.Choose(new HistogramDistribution(histogram), groupSpec);
+            var p = loss.Choose(new HistogramDistribution(histogram), groupSpec);
+            // A folded Clip's max: the quantizer's top level may not exceed it (values above saturate, as Clip does).
+            var limits = members.Where(plan.UpperLimits.ContainsKey).Select(m => plan.UpperLimits[m]).ToList();
+            if (limits.Count > 0 && p.Scale * (spec.Range.Max - p.ZeroPoint) > limits.Min())
+                p = p with { Scale = limits.Min() / (spec.Range.Max - p.ZeroPoint) };
+            chosen[i] = p;
         });
         for (int i = 0; i < groups.Count; i++)
             foreach (var member in groups[i].Value) result[member] = chosen[i];

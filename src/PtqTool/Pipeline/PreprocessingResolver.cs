@@ -7,6 +7,8 @@ public sealed record PreprocessingOverrides
 {
     public string? Preset { get; init; }
     public string? Size { get; init; }
+    /// <summary>Centre-crop size after a shorter-side resize; the model input size, so it sets the same as --size.</summary>
+    public string? Crop { get; init; }
     public string? Resize { get; init; }
     public float[]? Mean { get; init; }
     public float[]? Std { get; init; }
@@ -31,6 +33,12 @@ public static class PreprocessingResolver
         if (o.Size is not null)
         {
             var (w, h) = ParseSize(o.Size);
+            p = p with { Width = w, Height = h };
+        }
+        if (o.Crop is not null)
+        {
+            if (o.Size is not null && o.Size != o.Crop) throw new PtqException($"--crop {o.Crop} and --size {o.Size} disagree (the crop is the model input size)");
+            var (w, h) = ParseSize(o.Crop);
             p = p with { Width = w, Height = h };
         }
         if (o.Resize is not null) p = p with { Resize = o.Resize };

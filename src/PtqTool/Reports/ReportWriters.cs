@@ -58,7 +58,7 @@ public static class ReportWriters
             w.WriteEndObject();
             w.WriteStartObject("rewrite");
             w.WriteNumber("folded_batchnorms", r.FoldedBatchNorms);
-            w.WriteNumber("folded_relus", r.Rewrite.FoldedRelus);
+            w.WriteNumber("folded_activations", r.Rewrite.FoldedActivations);
             w.WriteNumber("qdq_pairs", r.Rewrite.QdqPairs);
             w.WriteNumber("quantized_weights", r.Rewrite.QuantizedWeights);
             w.WriteNumber("quantized_biases", r.Rewrite.QuantizedBiases);

@@ -6,7 +6,7 @@ using PtqTool.Scales.Losses;
 namespace PtqTool.Rewrite;
 
 /// <summary>What the rewrite did, for the report.</summary>
-public sealed record RewriteSummary(int QdqPairs, int QuantizedWeights, int QuantizedBiases, int CorrectedBiases, int FoldedRelus, int RaisedWeightScales, string WeightStorage, string ActivationStorage);
+public sealed record RewriteSummary(int QdqPairs, int QuantizedWeights, int QuantizedBiases, int CorrectedBiases, int FoldedActivations, int RaisedWeightScales, string WeightStorage, string ActivationStorage);
 
 /// <summary>
 /// Applies a <see cref="QuantizationPlan"/> with chosen activation parameters to a (BatchNormalization-folded) graph, in
@@ -24,7 +24,7 @@ public static class QdqRewriter
         IReadOnlyDictionary<string, double[]>? inputMeans = null)
     {
         var actSpec = options.ActivationSpec;
-        foreach (var relu in plan.FoldedRelus)
+        foreach (var relu in plan.FoldedActivations)
         {
             var producer = graph.Producer(relu.Input[0])!;
             int index = producer.Output.IndexOf(relu.Input[0]);
@@ -85,7 +85,7 @@ public static class QdqRewriter
             (8, true) => "uint8",
             (var b, var u) => $"{(u ? "uint" : "int")}{b} simulated: Clip to the {b}-bit range, then {(u ? "uint8" : "int8")} QuantizeLinear",
         };
-        return new RewriteSummary(pairs, done.Count, biases, corrected, plan.FoldedRelus.Count, raised, weightStorage, actStorage);
+        return new RewriteSummary(pairs, done.Count, biases, corrected, plan.FoldedActivations.Count, raised, weightStorage, actStorage);
     }
 
     private static void InsertQdq(OnnxGraph graph, string tensor, QuantParams p, QuantSpec spec)

@@ -23,9 +23,11 @@ public sealed class QuantizationPlan
     public HashSet<string> StatsTensors { get; } = new(StringComparer.Ordinal);
     public Dictionary<string, (double Lo, double Hi)> FixedRanges { get; } = new(StringComparer.Ordinal);
     public List<WeightUse> Weights { get; } = [];
-    public List<NodeProto> FoldedRelus { get; } = [];
+    public List<NodeProto> FoldedActivations { get; } = [];
     /// <summary>Tensors whose quantizer must clip at 0 (folded Relu outputs): their group's zero point is pinned to the range's bottom.</summary>
     public HashSet<string> ClipAtZero { get; } = new(StringComparer.Ordinal);
+    /// <summary>Upper bounds of folded Clip nodes: the group's range may not extend above them.</summary>
+    public Dictionary<string, float> UpperLimits { get; } = new(StringComparer.Ordinal);
     /// <summary>Op types left in float because no handler knows them or they were excluded, with counts.</summary>
     public SortedDictionary<string, int> FloatOps { get; } = new(StringComparer.Ordinal);
 

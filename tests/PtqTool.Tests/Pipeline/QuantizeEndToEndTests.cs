@@ -135,4 +135,64 @@ public class QuantizeEndToEndTests
         var codes = runner.Run(Onnx.RoundTripTests.RandomInput(4, 5), [q.Output[0]])[q.Output[0]].Data;
         Assert.All(codes, c => Assert.InRange(c, -8, 7));
     }
+
+    [Fact]
+    public void Relu6_clips_fold_into_their_quantizers()
+    {
+        // The CNN with every Relu replaced by Clip(0, 6): quantized, no Clip remains, each folded quantizer's range is
+        // [0, ≤ 6], and ONNX Runtime still fuses every Conv.
+        string dir = Repo.TempDir(), path = Path.Combine(dir, "relu6.onnx");
+        var graph = OnnxGraph.Load(Repo.Model("fmnist_cnn"));
+        graph.AddInitializer(TensorData.Scalar("zero", 0f));
+        graph.AddInitializer(TensorData.Scalar("six", 6f));
+        foreach (var relu in graph.Graph.Node.Where(n => n.OpType == "Relu"))
+        {
+            relu.OpType = "Clip";
+            relu.Input.Add("zero");
+            relu.Input.Add("six");
+        }
+        OnnxModelFile.Save(graph.Model, path);
+        File.Copy(Path.ChangeExtension(Repo.Model("fmnist_cnn"), ".json"), Path.ChangeExtension(path, ".json"));
+        string output = Path.Combine(dir, "relu6.int8.onnx"), report = Path.Combine(dir, "r.json");
+        var (code, _, err) = CliRunner.Run("quantize", path, "--calib", Repo.CalibDir, "--limit", "200", "--eval", Repo.EvalDir, "--eval-limit", "400",
+            "--loss", "msqe", "--out", output, "--report", report, "--quiet");
+        Assert.True(code == 0, err);
+        var q = OnnxGraph.Load(output);
+        Assert.DoesNotContain(q.Graph.Node, n => n.OpType == "Clip");
+        int checkedQuantizers = 0;
+        foreach (var node in q.Graph.Node.Where(n => n.OpType == "QuantizeLinear" && n.Input[0].Contains("Relu", StringComparison.Ordinal)))
+        {
+            float s = TensorData.ToFloats(q.Initializer(node.Input[1])!)[0];
+            float z = TensorData.ToFloats(q.Initializer(node.Input[2])!)[0];
+            Assert.Equal(0, z); // uint8: the lowest level is 0.0
+            Assert.True(s * (255 - z) <= 6 * (1 + 1e-6), $"{node.Input[0]}: top {s * (255 - z)}");
+            checkedQuantizers++;
+        }
+        Assert.Equal(5, checkedQuantizers);
+        using var json = System.Text.Json.JsonDocument.Parse(File.ReadAllText(report));
+        Assert.Equal(5, json.RootElement.GetProperty("rewrite").GetProperty("folded_activations").GetInt32());
+        Assert.Equal(5, json.RootElement.GetProperty("rewrite").GetProperty("onnxruntime_ops").GetProperty("QLinearConv").GetInt32());
+        Assert.True(json.RootElement.GetProperty("evaluation").GetProperty("top1_drop").GetDouble() <= 0.5);
+    }
+
+    [Fact]
+    public void Excluded_nodes_stay_in_float_by_name_or_op_type()
+    {
+        string dir = Repo.TempDir();
+        var graph = OnnxGraph.Load(Repo.Model("fmnist_resnet"));
+        string firstConv = graph.Graph.Node.First(n => n.OpType == "Conv").Name;
+        var (code, _, err, report, output) = Quantize("fmnist_resnet", dir, "--exclude", firstConv, "Add", "--limit", "64", "--eval-limit", "64");
+        Assert.True(code == 0, err);
+        var floatOps = report.GetProperty("rewrite").GetProperty("float_ops");
+        Assert.Equal(3, floatOps.GetProperty("Add").GetInt32());
+        Assert.Equal(1, floatOps.GetProperty("Conv").GetInt32());
+        var model = OnnxGraph.Load(output);
+        var conv = model.Graph.Node.Single(n => n.Name == firstConv);
+        Assert.Equal("input", conv.Input[0]); // reads the float input, not a DequantizeLinear
+        Assert.NotNull(model.Initializer(conv.Input[1])); // float weights kept
+        // No quantizer reads an excluded node's output. (ONNX Runtime may still drop a following Relu into the next
+        // quantizer and fuse DQ → Add → Q, which computes the same as a float Add quantized after the Relu.)
+        foreach (var add in model.Graph.Node.Where(n => n.OpType == "Add"))
+            Assert.DoesNotContain(model.Graph.Node, n => n.OpType == "QuantizeLinear" && n.Input[0] == add.Output[0]);
+    }
 }

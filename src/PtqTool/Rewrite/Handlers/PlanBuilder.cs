@@ -52,6 +52,9 @@ public sealed class PlanBuilder
         if (index >= node.Input.Count) return false;
         string t = node.Input[index];
         if (!IsFloatActivation(t)) return false;
+        // An explicitly excluded producer stays float through its output: a Q right after it would let ONNX Runtime
+        // fuse it into an integer kernel anyway. (Ops without a handler do get DQ → op → Q, so neighbours still fuse.)
+        if (Graph.Producer(t) is { } producer && IsExcluded(producer, Options)) return false;
         if (!Plan.IsQdq(t))
         {
             Plan.AddQdq(t);
@@ -73,9 +76,9 @@ public sealed class PlanBuilder
     public void Weight(WeightUse use) => Plan.Weights.Add(use);
 
     /// <summary>Removes the Relu; its producer's output takes the Relu's output name and statistics.</summary>
-    public void FoldRelu(NodeProto relu)
+    public void FoldActivation(NodeProto relu)
     {
-        Plan.FoldedRelus.Add(relu);
+        Plan.FoldedActivations.Add(relu);
         Plan.QdqTensors.Remove(relu.Input[0]);
         Plan.StatsTensors.Remove(relu.Input[0]);
         Plan.AddQdq(relu.Output[0]);
