@@ -22,6 +22,13 @@ public static class Program
         root.Subcommands.Add(PlotCommand.Create(io));
         root.Subcommands.Add(CompareLossesCommand.Create(io));
         var parse = root.Parse(args);
+        if (parse.Errors.Count > 0 && args.Length > 0)
+        {
+            // Unknown options, missing arguments, values of the wrong type: bad input (exit 2), one line each.
+            foreach (var error in parse.Errors) stderr.WriteLine($"ptq: error: {error.Message}");
+            stderr.WriteLine("ptq: see 'ptq --help' or 'ptq <command> --help'");
+            return PtqTool.ExitCodes.BadInput;
+        }
         var config = new InvocationConfiguration { Output = stdout, Error = stderr, EnableDefaultExceptionHandler = false };
         return parse.Invoke(config);
     }

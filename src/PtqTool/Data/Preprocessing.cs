@@ -86,40 +86,22 @@ public sealed record Preprocessing
     /// <summary>The sidecar of a model: "model.json" beside "model.onnx", when it exists.</summary>
     public static string SidecarPath(string modelPath) => Path.ChangeExtension(modelPath, ".json");
 
-    public static ModelSidecar? LoadSidecar(string modelPath)
+    /// <summary>
+    /// The preprocessing in a model's sidecar JSON (models/NAME.json: snake_case keys width, height, channels, layout,
+    /// scale, mean, std, resize; other keys such as description and labels are documentation and ignored), or null.
+    /// </summary>
+    public static Preprocessing? LoadSidecar(string modelPath)
     {
         string path = SidecarPath(modelPath);
         if (!File.Exists(path)) return null;
         try
         {
-            var sidecar = JsonSerializer.Deserialize<ModelSidecar>(File.ReadAllText(path), JsonOptions)
+            return JsonSerializer.Deserialize<Preprocessing>(File.ReadAllText(path), JsonOptions)
                 ?? throw new PtqException($"{path}: empty sidecar");
-            return sidecar;
         }
         catch (JsonException e)
         {
             throw new PtqException($"{path}: invalid sidecar JSON ({e.Message})", inner: e);
         }
     }
-}
-
-/// <summary>A model's sidecar JSON (models/NAME.json): its preprocessing and class names.</summary>
-public sealed record ModelSidecar
-{
-    public string? Description { get; init; }
-    public string? Input { get; init; }
-    public int Width { get; init; }
-    public int Height { get; init; }
-    public string Channels { get; init; } = "rgb";
-    public string Layout { get; init; } = "nchw";
-    public float Scale { get; init; } = 255f;
-    public float[] Mean { get; init; } = [0f];
-    public float[] Std { get; init; } = [1f];
-    public string Resize { get; init; } = "stretch";
-    public string[]? Labels { get; init; }
-
-    public Preprocessing ToPreprocessing() => new()
-    {
-        Width = Width, Height = Height, Channels = Channels, Layout = Layout, Scale = Scale, Mean = Mean, Std = Std, Resize = Resize,
-    };
 }

@@ -27,7 +27,7 @@ public static class PreprocessingResolver
     {
         Preprocessing p;
         if (o.Preset is not null) p = Preprocessing.Preset(o.Preset);
-        else if (Preprocessing.LoadSidecar(modelPath) is { } sidecar) p = sidecar.ToPreprocessing();
+        else if (Preprocessing.LoadSidecar(modelPath) is { } sidecar) p = sidecar;
         else p = FromShape(inputShape);
 
         if (o.Size is not null)

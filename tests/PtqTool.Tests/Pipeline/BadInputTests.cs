@@ -96,6 +96,17 @@ public class BadInputTests
     }
 
     [Fact]
+    public void Unknown_options_and_wrong_types_are_bad_input()
+    {
+        var unknown = CliRunner.Run("quantize", Repo.Model("fmnist_cnn"), "--no-such-option");
+        Assert.Equal(2, unknown.Code);
+        Assert.Contains("--no-such-option", unknown.Err);
+        var wrongType = CliRunner.Run("quantize", Repo.Model("fmnist_cnn"), "--batch", "many");
+        Assert.Equal(2, wrongType.Code);
+        Assert.Contains("--batch", wrongType.Err);
+    }
+
+    [Fact]
     public void Gate_exits_with_three_after_writing_the_report()
     {
         string dir = Repo.TempDir(), report = Path.Combine(dir, "r.md");
