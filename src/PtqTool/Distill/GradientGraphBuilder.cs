@@ -74,6 +74,12 @@ public static class GradientGraphBuilder
         for (int k = copies.Count - 1; k >= 0; k--)
         {
             var node = copies[k];
+            if (node.OpType == "Split")
+            {
+                if (SplitBackward(node, gradients, context) is string dSplit && dependent.Contains(node.Input[0]))
+                    Accumulate(gradients, node.Input[0], dSplit);
+                continue;
+            }
             if (!gradients.TryGetValue(node.Output[0], out var parts)) continue;
             string dY = Sum(context, parts);
             var rule = BackwardRules.For(node);
@@ -86,6 +92,21 @@ public static class GradientGraphBuilder
         graph.AddOutput(GradientName);
         graph.SortNodes();
         return new ZeroQGraph(graph.Model, input, LossName, GradientName, bns.Count);
+    }
+
+    /// <summary>
+    /// Split has one output per part: the input's gradient is the Concat of the parts' gradients along the split axis,
+    /// with zeros for parts that receive none. Null when no part has a gradient.
+    /// </summary>
+    private static string? SplitBackward(NodeProto node, Dictionary<string, List<string>> gradients, GradientContext c)
+    {
+        if (!node.Output.Any(o => gradients.ContainsKey(o))) return null;
+        long axis = NodeAttributes.GetInt(node, "axis", 0);
+        if (axis < 0) axis += c.Shape(node.Input[0]).Length;
+        var parts = node.Output.Select(o => gradients.TryGetValue(o, out var list)
+            ? Sum(c, list)
+            : c.Floats(new float[c.Shape(o).Aggregate(1, (a, b) => a * b)], c.Shape(o))).ToList();
+        return c.Op("Concat", parts, NodeAttributes.Int("axis", axis));
     }
 
     private static void Accumulate(Dictionary<string, List<string>> gradients, string tensor, string gradient)
@@ -134,7 +155,7 @@ public static class GradientGraphBuilder
     private static Dictionary<string, int[]> ForwardShapes(ModelProto model, List<NodeProto> forward, string input, int[] inputShape)
     {
         var probe = new OnnxGraph(model.Clone());
-        var names = forward.SelectMany(n => n.Output.Take(1)).Where(o => o.Length > 0).Distinct().ToList();
+        var names = forward.SelectMany(n => n.OpType == "Split" ? n.Output : n.Output.Take(1)).Where(o => o.Length > 0).Distinct().ToList();
         foreach (var t in names) probe.AddOutput(t);
         using var runner = OrtRunner.FromModel(probe.Model, new RunnerOptions { Optimization = Microsoft.ML.OnnxRuntime.GraphOptimizationLevel.ORT_DISABLE_ALL });
         var x = new FloatTensor(new float[inputShape.Aggregate(1, (a, b) => a * b)], inputShape);

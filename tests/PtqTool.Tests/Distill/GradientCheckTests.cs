@@ -144,6 +144,17 @@ public class GradientCheckTests
     }
 
     [Fact]
+    public void Split_sends_each_part_its_gradient_and_zeros_where_a_part_is_unused()
+    {
+        var m = new TinyModels([2, 2, 6, 6], 12);
+        string c = m.Conv("x", 2, 6, 3, pads: [1, 1, 1, 1]);
+        var split = NodeAttributes.Node("Split", "split", [c], ["part0", "part1", "part2"], NodeAttributes.Int("axis", 1));
+        m.Model.Graph.Node.Add(split);
+        string joined = m.Op("Add", ["part0", "part2"]);   // part1 feeds nothing
+        Check(m.Finish(m.BatchNorm(m.Conv(joined, 2, 3, 1), 3)), m.InputShape);
+    }
+
+    [Fact]
     public void A_model_without_batchnorm_is_refused_with_advice()
     {
         var m = new TinyModels([1, 1, 4, 4], 8);

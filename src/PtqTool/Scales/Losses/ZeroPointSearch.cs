@@ -4,7 +4,7 @@ namespace PtqTool.Scales.Losses;
 /// Shared driver of the optimizing losses. With a fixed zero point (symmetric) it minimizes over s alone. With a free
 /// zero point the (s, z) landscape has local optima that alternating between s and z gets stuck in, so it scans z:
 /// a quick best-s search at every step-th zero point (≤ 33 of them), a finer scan around the best, then full
-/// searches of s at the three best zero points.
+/// searches of s at the two best zero points.
 /// </summary>
 internal static class ZeroPointSearch
 {
@@ -40,10 +40,10 @@ internal static class ZeroPointSearch
             }
             if (step == 1) break;
         }
-        // The quick searches only rank zero points; settle the best few with full searches.
+        // The quick searches only rank zero points; settle the best two with full searches.
         QuantParams chosen = default;
         double chosenF = double.PositiveInfinity;
-        foreach (int z in tried.OrderBy(kv => kv.Value).Take(3).Select(kv => kv.Key))
+        foreach (int z in tried.OrderBy(kv => kv.Value).Take(2).Select(kv => kv.Key))
         {
             double s = bestScale(d, z, false), f = objective(d, s, z);
             if (f < chosenF) { chosenF = f; chosen = new QuantParams(s, z); }
