@@ -29,7 +29,8 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
         string output = request.ResolvedOutputPath;
         using var int8 = OrtRunner.FromModel(quantized, new RunnerOptions { Threads = request.Threads }, "quantized model");
         OnnxModelFile.Save(quantized, output);
-        using var fp32 = OrtRunner.FromModel(model.OriginalForRuntime(), new RunnerOptions { Threads = request.Threads }, request.ModelPath);
+        var original = model.OriginalForRuntime();
+        using var fp32 = OrtRunner.FromModel(original, new RunnerOptions { Threads = request.Threads }, request.ModelPath);
 
         var (evaluation, total, evalSource) = EvaluationBatches(model);
         var batches = new List<SampleBatch>();
@@ -38,7 +39,7 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
         progress.Finish();
         if (comparison.Samples == 0) throw new PtqException($"{evalSource}: no sample could be read");
 
-        var layers = LayerErrors.Measure(model.OriginalForRuntime(), quantized, model.Plan.QdqTensors, QdqRewriter.DequantizedName,
+        var layers = LayerErrors.Measure(original, quantized, model.Plan.QdqTensors, QdqRewriter.DequantizedName,
             t => (parameters[t].Scale, parameters[t].ZeroPoint), batches, new RunnerOptions { Threads = request.Threads });
         var latencyBatch = batches[0].Input;
         double fp32Ms = Latency.MeanMilliseconds(fp32, latencyBatch);

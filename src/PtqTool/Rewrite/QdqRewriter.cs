@@ -43,18 +43,19 @@ public static class QdqRewriter
             string input = node.Input[0];
             double inputScale = activations.TryGetValue(input, out var xp) ? xp.Scale : 0;
             float[]? bias = use.BiasIndex is int bi ? graph.InitializerFloats(node.Input[bi]) : null;
+            float[] weights = graph.InitializerFloats(wName);
             if (!done.TryGetValue(wName, out var qw))
             {
                 var shape = TensorData.Shape(wTensor);
                 int axis = options.PerChannelWeights ? use.Axis : -1;
-                var q = WeightQuantizer.Quantize(graph.InitializerFloats(wName), shape, axis, weightLoss, options.WeightSpec, bias, inputScale);
+                var q = WeightQuantizer.Quantize(weights, shape, axis, weightLoss, options.WeightSpec, bias, inputScale);
                 raised += q.RaisedChannels;
                 string dq = AddDequantized(graph, wName, shape, q.Values.Select(v => (sbyte)v).ToArray(), q.Scales, q.Axis);
                 qw = (dq, q);
                 done[wName] = qw;
             }
             if (bias is not null && options.BiasCorrection && inputMeans is not null && inputMeans.TryGetValue(input, out var means)
-                && BiasCorrection.Correct(node, graph.InitializerFloats(wName), TensorData.Shape(wTensor), qw.Weight, bias, means) is { } fixedBias)
+                && BiasCorrection.Correct(node, weights, TensorData.Shape(wTensor), qw.Weight, bias, means) is { } fixedBias)
             {
                 bias = fixedBias;
                 corrected++;
