@@ -80,10 +80,8 @@ public static class ImageDecoder
                         "bgr" => ch == 0 ? b : ch == 1 ? g : r,
                         _ => ch == 0 ? r : ch == 1 ? g : b,
                     };
-                    float mean = p.Mean[p.Mean.Length == 1 ? 0 : ch];
-                    float std = p.Std[p.Std.Length == 1 ? 0 : ch];
                     int index = nhwc ? (y * w + x) * c + ch : (ch * h + y) * w + x;
-                    destination[index] = (v / p.Scale - mean) / std;
+                    destination[index] = (v / p.Scale - p.MeanOf(ch)) / p.StdOf(ch);
                 }
             }
         }

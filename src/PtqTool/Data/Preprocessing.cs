@@ -24,6 +24,12 @@ public sealed record Preprocessing
 
     public int ChannelCount => Channels == "gray" ? 1 : 3;
 
+    /// <summary>The mean of channel c (one value serves every channel).</summary>
+    public float MeanOf(int c) => Mean[Mean.Length == 1 ? 0 : c];
+
+    /// <summary>The std of channel c (one value serves every channel).</summary>
+    public float StdOf(int c) => Std[Std.Length == 1 ? 0 : c];
+
     public int[] SampleShape => Layout == "nhwc" ? [Height, Width, ChannelCount] : [ChannelCount, Height, Width];
 
     /// <summary>The model-input range of pixel values 0..255 per channel (NCHW channel order), for projecting synthetic inputs.</summary>
@@ -33,9 +39,8 @@ public sealed record Preprocessing
         var hi = new float[ChannelCount];
         for (int c = 0; c < ChannelCount; c++)
         {
-            float mean = Mean[Mean.Length == 1 ? 0 : c], std = Std[Std.Length == 1 ? 0 : c];
-            lo[c] = (0 / Scale - mean) / std;
-            hi[c] = (255 / Scale - mean) / std;
+            lo[c] = (0 / Scale - MeanOf(c)) / StdOf(c);
+            hi[c] = (255 / Scale - MeanOf(c)) / StdOf(c);
         }
         return (lo, hi);
     }

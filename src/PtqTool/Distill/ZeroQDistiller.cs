@@ -97,12 +97,5 @@ public static class ZeroQDistiller
     }
 
     /// <summary>Seeded standard normal values (Box–Muller), the starting point and the naive "gaussian" calibration set.</summary>
-    public static float[] Gaussian(int count, int seed)
-    {
-        var rng = new Random(seed);
-        var x = new float[count];
-        for (int i = 0; i < count; i++)
-            x[i] = (float)(Math.Sqrt(-2 * Math.Log(1 - rng.NextDouble())) * Math.Cos(2 * Math.PI * rng.NextDouble()));
-        return x;
-    }
+    public static float[] Gaussian(int count, int seed) => Scales.SyntheticSamples.Draw("normal", count, seed);
 }

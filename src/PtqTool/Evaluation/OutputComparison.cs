@@ -64,16 +64,4 @@ public static class Sqnr
     /// <summary>10·log10(Σx² / Σ(x − q)²); +∞ when there is no error.</summary>
     public static double Decibels(double signal, double noise) =>
         noise <= 0 ? double.PositiveInfinity : 10 * Math.Log10(Math.Max(signal, double.Epsilon) / noise);
-
-    public static double Decibels(ReadOnlySpan<float> reference, ReadOnlySpan<float> approximation)
-    {
-        double s = 0, n = 0;
-        for (int i = 0; i < reference.Length; i++)
-        {
-            double e = reference[i] - approximation[i];
-            s += reference[i] * (double)reference[i];
-            n += e * e;
-        }
-        return Decibels(s, n);
-    }
 }

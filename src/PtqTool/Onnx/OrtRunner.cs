@@ -70,6 +70,9 @@ public sealed class OrtRunner : IDisposable
 
     public int[] OutputShape(string name) => _session.OutputMetadata[name].Dimensions;
 
+    /// <summary>The first input's fixed batch size, or -1 when the batch dimension is symbolic.</summary>
+    private int FixedBatch => InputShape(InputNames[0]) is { Length: > 0 } s && s[0] > 0 ? s[0] : -1;
+
     /// <summary>Runs one batch through a single-input model.</summary>
     public Dictionary<string, FloatTensor> Run(FloatTensor input, IReadOnlyList<string>? outputs = null) =>
         Run(new Dictionary<string, FloatTensor> { [InputNames[0]] = input }, outputs);
@@ -82,7 +85,7 @@ public sealed class OrtRunner : IDisposable
     {
         outputs ??= OutputNames;
         var first = inputs[InputNames[0]];
-        int fixedBatch = InputShape(InputNames[0]) is { Length: > 0 } s && s[0] > 0 ? s[0] : -1;
+        int fixedBatch = FixedBatch;
         if (fixedBatch < 0 || first.Batch == fixedBatch)
             return RunOnce(inputs, outputs);
         if (first.Batch % fixedBatch != 0)
@@ -102,8 +105,7 @@ public sealed class OrtRunner : IDisposable
     /// </summary>
     public void Visit(FloatTensor input, IReadOnlyList<string> outputs, Action<string, ReadOnlySpan<float>, int[]> visit)
     {
-        int fixedBatch = InputShape(InputNames[0]) is { Length: > 0 } s && s[0] > 0 ? s[0] : -1;
-        if (fixedBatch > 0 && input.Batch != fixedBatch)
+        if (FixedBatch > 0 && input.Batch != FixedBatch)
         {
             foreach (var (name, t) in Run(input, outputs)) visit(name, t.Data, t.Shape);
             return;

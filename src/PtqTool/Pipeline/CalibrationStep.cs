@@ -16,12 +16,13 @@ public static class CalibrationStep
                 throw new PtqException($"{request.StatsPaths[0]}: lacks statistics for {missing.Count} tensor(s), e.g. '{missing[0]}' (calibrated with other --exclude or activation options?)");
             return (merged, $"{request.StatsPaths.Count} statistics file(s)");
         }
+        ActivationStatistics Collect(IEnumerable<SampleBatch> batches) =>
+            StatisticsCollector.Collect(model.Folded.Model, model.Plan.StatsTensors, batches, model.Sha256,
+                new Onnx.RunnerOptions { Threads = request.Threads }, channelTensors: model.Plan.Weights.Select(w => w.Node.Input[0]).Distinct().ToList());
         if (request.Synthetic is not null)
         {
             var samples = SyntheticSamples(model, request, progress);
-            var synthetic = StatisticsCollector.Collect(model.Folded.Model, model.Plan.StatsTensors, Batches(samples, request.Batch), model.Sha256,
-                new Onnx.RunnerOptions { Threads = request.Threads }, channelTensors: model.Plan.Weights.Select(w => w.Node.Input[0]).Distinct().ToList());
-            return (synthetic, $"{request.Synthetic} ({samples.Batch} synthetic samples)");
+            return (Collect(Batches(samples, request.Batch)), $"{request.Synthetic} ({samples.Batch} synthetic samples)");
         }
         if (request.CalibDir is null)
             throw new PtqException("no calibration data: give --calib DIR, --stats FILE or --synthetic zeroq|gaussian");
@@ -32,8 +33,7 @@ public static class CalibrationStep
         if (files.Count == 0) throw new PtqException($"{request.CalibDir}: this shard holds no samples");
         var reader = new BatchReader(files, model.Preprocessing, model.SampleShape, request.Batch) { Strict = request.Strict };
         progress.Start("calibrating", files.Count);
-        var stats = StatisticsCollector.Collect(model.Folded.Model, model.Plan.StatsTensors, reader.Read(progress.Report), model.Sha256,
-            new Onnx.RunnerOptions { Threads = request.Threads }, channelTensors: model.Plan.Weights.Select(w => w.Node.Input[0]).Distinct().ToList());
+        var stats = Collect(reader.Read(progress.Report));
         progress.Finish();
         stats.Skipped = reader.Skipped;
         foreach (var w in reader.Warnings.Take(5)) progress.Message($"warning: skipped {w}");

@@ -35,7 +35,7 @@ public static class DistillOutputs
                         int ch = p.ChannelCount == 1 ? 0 : p.Channels == "bgr" ? 2 - c : c;
                         int index = p.Layout == "nhwc" ? (y * p.Width + x) * p.ChannelCount + ch : (ch * p.Height + y) * p.Width + x;
                         float v = samples.Data[i * per + index];
-                        float pixel = (v * p.Std[p.Std.Length == 1 ? 0 : ch] + p.Mean[p.Mean.Length == 1 ? 0 : ch]) * p.Scale;
+                        float pixel = (v * p.StdOf(ch) + p.MeanOf(ch)) * p.Scale;
                         rgb[c] = (byte)Math.Clamp(MathF.Round(pixel), 0, 255);
                     }
                     bitmap.SetPixel(x, y, new SKColor(rgb[0], rgb[1], rgb[2]));
