@@ -8,6 +8,11 @@ Run with Debian's interpreter (the packages live there):
 
 Outputs: models/fmnist_cnn.onnx, models/fmnist_resnet.onnx, their .json sidecars,
 models/metrics.json, calibration/fashion-mnist/{calib,eval}/.
+
+    /usr/bin/python3 models/train.py --export-test DIR
+
+trains nothing: it writes the whole 10,000-image test split as a labelled ImageFolder in DIR (same layout as the
+bundled eval folder), for evaluations that need more than the bundled 2,000 images.
 """
 import gzip
 import json
@@ -181,7 +186,20 @@ def write_images(train_x, test_x, test_y):
     return np.array(sorted(chosen))
 
 
+def export_test(out_dir):
+    test_x = read_idx("t10k-images-idx3-ubyte.gz")
+    test_y = read_idx("t10k-labels-idx1-ubyte.gz")
+    for c, name in enumerate(CLASSES):
+        d = os.path.join(out_dir, f"{c}-{name}")
+        os.makedirs(d, exist_ok=True)
+        for idx in np.nonzero(test_y == c)[0]:
+            Image.fromarray(test_x[idx], mode="L").save(os.path.join(d, f"test-{idx:05d}.png"))
+    print(f"wrote {len(test_y)} test images to {out_dir}")
+
+
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--export-test":
+        return export_test(sys.argv[2])
     torch.manual_seed(SEED)
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     train_x = read_idx("train-images-idx3-ubyte.gz")

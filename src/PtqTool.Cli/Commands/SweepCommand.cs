@@ -16,10 +16,11 @@ public static class SweepCommand
         var configs = new Option<string>("--configs") { Description = "Comma-separated wNaM bit configurations", DefaultValueFactory = _ => "w8a8,w4a8,w4a4" };
         var output = new Option<string?>("--out") { Description = "Also write the Markdown to this file" };
         var calibrations = new Option<string>("--calibrations") { Description = "Comma-separated calibration sources: real (--calib), zeroq, gaussian", DefaultValueFactory = _ => "real" };
+        var seeds = new Option<string?>("--seeds") { Description = "Comma-separated seeds for zeroq/gaussian: one calibration per seed, tables show the mean (default: --seed)" };
         var distill = new DistillOptionSet();
         var command = new Command("sweep", "Quantize with every loss and bit configuration and tabulate top-1 and output SQNR");
         set.AddTo(command);
-        foreach (var o in new Option[] { more, eval, losses, configs, output, calibrations }) command.Options.Add(o);
+        foreach (var o in new Option[] { more, eval, losses, configs, output, calibrations, seeds }) command.Options.Add(o);
         distill.AddTo(command);
         command.SetAction(parse => io.Guard(() =>
         {
@@ -28,7 +29,8 @@ public static class SweepCommand
             var lossList = parse.GetValue(losses)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
             var configList = parse.GetValue(configs)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Select(SweepJob.ParseConfig).ToList();
             var sources = parse.GetValue(calibrations)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
-            var cells = SweepJob.Run(models, template, lossList, configList, io.Progress(parse.GetValue(set.Quiet)), sources);
+            var seedList = parse.GetValue(seeds) is string text ? SweepJob.ParseSeeds(text) : null;
+            var cells = SweepJob.Run(models, template, lossList, configList, io.Progress(parse.GetValue(set.Quiet)), sources, seedList);
             string md = SweepJob.Markdown(cells, "ptq " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1)));
             io.Out.Write(md);
             if (parse.GetValue(output) is string path) AtomicFile.WriteAllText(path, md);

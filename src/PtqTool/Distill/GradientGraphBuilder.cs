@@ -27,9 +27,9 @@ public static class GradientGraphBuilder
             throw new PtqException($"{nameForErrors}: ZeroQ needs BatchNormalization statistics and the model has none (BN folded into Conv at export cannot be recovered): use --synthetic gaussian or real calibration data");
         string input = source.DataInputs().Single().Name;
 
-        // The forward slice: every node some BN input depends on.
-        var needed = new HashSet<NodeProto>();
-        var stack = new Stack<string>(bns.Select(b => b.Input[0]));
+        // The forward slice: every node some BN input depends on, and the BNs themselves (folded below).
+        var needed = new HashSet<NodeProto>(bns);
+        var stack = new Stack<string>(bns.SelectMany(b => b.Input).Where(i => i.Length > 0));
         while (stack.Count > 0)
         {
             var p = source.Producer(stack.Pop());
@@ -50,18 +50,47 @@ public static class GradientGraphBuilder
         graph.Graph.Input.Add(source.Graph.Input.First(i => i.Name == input).Clone());
         var usedInputs = forward.SelectMany(n => n.Input).ToHashSet();
         foreach (var t in source.Graph.Initializer.Where(t => usedInputs.Contains(t.Name))) graph.Graph.Initializer.Add(t.Clone());
-        var copies = forward.Select(n => n.Clone()).ToList();
-        foreach (var n in copies) graph.Graph.Node.Add(n);
-        var context = new GradientContext(graph, shapes);
+        var copyOf = forward.ToDictionary(n => n, n => n.Clone());
+        foreach (var n in forward) graph.Graph.Node.Add(copyOf[n]);
 
-        // Loss and its gradient at each BN input.
-        var gradients = new Dictionary<string, List<string>>(StringComparer.Ordinal);
-        var losses = new List<string>();
+        // A BN right after a Conv is folded into it (one op fewer forward, none backward) and its statistics are
+        // matched at its output instead: for y = k·a + (β − k·μ) per channel, mean(a) − μ = (mean(y) − β)/k and
+        // std(a) − σ = (std(y) − |k|·σ)/|k|, so the loss keeps its value with targets β, |k|·σ and weight 1/k².
+        var folded = BatchNormFolding.FoldAll(graph, bn => graph.ConstantValue(bn.Input[1]) is { } gamma && TensorData.ToFloats(gamma).All(g => g != 0))
+            .ToDictionary(f => f.BatchNorm);
+        var targets = new List<StatisticsTarget>();
         foreach (var bn in bns)
         {
-            var (loss, grad) = BatchNormLoss(bn, context, source, opset);
+            float[] mu = TensorData.ToFloats(source.ConstantValue(bn.Input[3])!);
+            float[] sigma = TensorData.ToFloats(source.ConstantValue(bn.Input[4])!).Select(v => MathF.Sqrt(Math.Max(v, 0))).ToArray();
+            if (folded.TryGetValue(copyOf[bn], out var f))
+            {
+                float[] beta = TensorData.ToFloats(source.ConstantValue(bn.Input[2])!);
+                targets.Add(new StatisticsTarget(bn.Output[0], beta, sigma.Select((v, c) => Math.Abs(f.Scale[c]) * v).ToArray(),
+                    f.Scale.Select(k => 1f / (k * k)).ToArray()));
+            }
+            else
+                targets.Add(new StatisticsTarget(bn.Input[0], mu, sigma, null));
+        }
+        // An unfolded BN is only in the slice when something downstream needs its output.
+        var sliced = forward.Where(n => !folded.ContainsKey(copyOf[n])).ToList();
+        foreach (var bn in bns.Where(b => !folded.ContainsKey(copyOf[b]) && !IsNeeded(b, sliced)))
+        {
+            graph.RemoveNode(copyOf[bn]);
+            sliced.Remove(bn);
+        }
+        var copies = sliced.Select(n => copyOf[n]).ToList();
+        foreach (var t in graph.Graph.Initializer) shapes[t.Name] = TensorData.Shape(t);
+        var context = new GradientContext(graph, shapes);
+
+        // Loss and its gradient at each matched tensor.
+        var gradients = new Dictionary<string, List<string>>(StringComparer.Ordinal);
+        var losses = new List<string>();
+        foreach (var target in targets)
+        {
+            var (loss, gradientParts) = StatisticsLoss(target, context, opset);
             losses.Add(loss);
-            Accumulate(gradients, bn.Input[0], grad);
+            foreach (var part in gradientParts) Accumulate(gradients, target.Tensor, part);
         }
         string total = losses.Count == 1 ? losses[0] : context.Op("Sum", losses);
         graph.AddNode(NodeAttributes.Node("Identity", "zeroq_loss_out", [total], [LossName]));
@@ -117,39 +146,57 @@ public static class GradientGraphBuilder
 
     private static string Sum(GradientContext c, List<string> parts) => parts.Count == 1 ? parts[0] : c.Op("Sum", parts);
 
+    /// <summary>The statistics one tensor should have: per-channel mean and standard deviation, each squared error weighted.</summary>
+    private sealed record StatisticsTarget(string Tensor, float[] Mean, float[] Sd, float[]? Weight);
+
+    private static bool IsNeeded(NodeProto bn, List<NodeProto> forward) => forward.Any(n => n != bn && n.Input.Contains(bn.Output[0]));
+
     /// <summary>
-    /// For a = BN input with M values per channel: m = mean(a), sd = √(max(mean(a²) − m², 0) + ε);
-    /// L = Σ(m − μ)² + Σ(sd − σ)², and ∂L/∂a = 2(m − μ)/M + 2(sd − σ)(a − m)/(M·sd), written as a·k₁ + k₂ with
-    /// per-channel k₁ = 2(sd − σ)/(M·sd) and k₂ = 2(m − μ)/M − k₁·m: two reductions and two full-size ops per BN.
+    /// For a tensor a with M values per channel: m = mean(a), sd = √(max(mean(a²) − m², 0) + ε);
+    /// L = Σ w(m − μ)² + w(sd − σ)², and ∂L/∂a = 2w(m − μ)/M + 2w(sd − σ)(a − m)/(M·sd), written as a·k₁ + k₂ with
+    /// per-channel k₁ = 2w(sd − σ)/(M·sd) and k₂ = 2w(m − μ)/M − k₁·m. The gradient comes back as two parts, a·k₁ and
+    /// the per-channel k₂, which the gradient Sum adds by broadcasting: one full-size op per matched tensor besides the
+    /// two reductions.
     /// </summary>
-    private static (string Loss, string Gradient) BatchNormLoss(NodeProto bn, GradientContext c, OnnxGraph source, long opset)
+    private static (string Loss, string[] GradientParts) StatisticsLoss(StatisticsTarget target, GradientContext c, long opset)
     {
-        string a = bn.Input[0];
+        string a = target.Tensor;
         int[] shape = c.Shape(a);
         long[] axes = Enumerable.Range(0, shape.Length).Where(i => i != 1).Select(i => (long)i).ToArray();
         int channels = shape[1];
         long m = shape.Where((_, i) => i != 1).Aggregate(1L, (x, y) => x * y);
-        float[] mu = TensorData.ToFloats(source.ConstantValue(bn.Input[3])!);
-        float[] sigma = TensorData.ToFloats(source.ConstantValue(bn.Input[4])!).Select(v => MathF.Sqrt(Math.Max(v, 0))).ToArray();
         int[] statShape = [1, channels, .. Enumerable.Repeat(1, shape.Length - 2)];
-        string mean = ReduceMean(c, a, axes, opset);
-        string meanSquare = ReduceMean(c, c.Op("Mul", [a, a]), axes, opset);
+        string mean, meanSquare;
+        if (shape.Length > 2)
+        {
+            // Per sample and channel first, then over the batch: ONNX Runtime's GlobalAveragePool is much faster than
+            // a reduction over axes (0, 2, 3).
+            mean = Reduce(c, "ReduceMean", c.Op("GlobalAveragePool", [a]), [0], opset);
+            meanSquare = Reduce(c, "ReduceMean", c.Op("GlobalAveragePool", [c.Op("Mul", [a, a])]), [0], opset);
+        }
+        else
+        {
+            mean = Reduce(c, "ReduceMean", a, axes, opset);
+            meanSquare = c.Op("Mul", [Reduce(c, "ReduceSumSquare", a, axes, opset), c.Scalar(1f / m)]);
+        }
         string variance = c.Op("Max", [c.Op("Sub", [meanSquare, c.Op("Mul", [mean, mean])]), c.Scalar(0)]);
         string sd = c.Op("Sqrt", [c.Op("Add", [variance, c.Scalar(VarianceEpsilon)])]);
-        string em = c.Op("Sub", [mean, c.Floats(mu, statShape)]);
-        string es = c.Op("Sub", [sd, c.Floats(sigma, statShape)]);
+        string em = c.Op("Sub", [mean, c.Floats(target.Mean, statShape)]);
+        string es = c.Op("Sub", [sd, c.Floats(target.Sd, statShape)]);
+        string wem = target.Weight is null ? em : c.Op("Mul", [em, c.Floats(target.Weight, statShape)]);
+        string wes = target.Weight is null ? es : c.Op("Mul", [es, c.Floats(target.Weight, statShape)]);
         string loss = c.Op("Add", [
-            c.Op("ReduceSum", [c.Op("Mul", [em, em])], NodeAttributes.Int("keepdims", 0)),
-            c.Op("ReduceSum", [c.Op("Mul", [es, es])], NodeAttributes.Int("keepdims", 0))]);
-        string k1 = c.Op("Div", [c.Op("Mul", [es, c.Scalar(2f / m)]), sd]);
-        string k2 = c.Op("Sub", [c.Op("Mul", [em, c.Scalar(2f / m)]), c.Op("Mul", [k1, mean])]);
-        return (loss, c.Op("Add", [c.Op("Mul", [a, k1]), k2]));
+            c.Op("ReduceSum", [c.Op("Mul", [em, wem])], NodeAttributes.Int("keepdims", 0)),
+            c.Op("ReduceSum", [c.Op("Mul", [es, wes])], NodeAttributes.Int("keepdims", 0))]);
+        string k1 = c.Op("Div", [c.Op("Mul", [wes, c.Scalar(2f / m)]), sd]);
+        string k2 = c.Op("Sub", [c.Op("Mul", [wem, c.Scalar(2f / m)]), c.Op("Mul", [k1, mean])]);
+        return (loss, [c.Op("Mul", [a, k1]), k2]);
     }
 
-    private static string ReduceMean(GradientContext c, string x, long[] axes, long opset) =>
+    private static string Reduce(GradientContext c, string op, string x, long[] axes, long opset) =>
         opset >= 18
-            ? c.Op("ReduceMean", [x, c.Longs(axes)], NodeAttributes.Int("keepdims", 1))
-            : c.Op("ReduceMean", [x], NodeAttributes.Ints("axes", axes), NodeAttributes.Int("keepdims", 1));
+            ? c.Op(op, [x, c.Longs(axes)], NodeAttributes.Int("keepdims", 1))
+            : c.Op(op, [x], NodeAttributes.Ints("axes", axes), NodeAttributes.Int("keepdims", 1));
 
     /// <summary>Shapes of every tensor of the forward slice at this input shape, from one ONNX Runtime run.</summary>
     private static Dictionary<string, int[]> ForwardShapes(ModelProto model, List<NodeProto> forward, string input, int[] inputShape)

@@ -51,9 +51,11 @@ public sealed class TinyModels
     }
 
     /// <summary>An inference BatchNormalization with random running statistics; its input joins the ZeroQ loss.</summary>
-    public string BatchNorm(string x, int channels)
+    /// <param name="mixedSigns">Makes every other γ negative.</param>
+    public string BatchNorm(string x, int channels, bool mixedSigns = false)
     {
-        string gamma = Const([channels], () => (float)(0.5 + _rng.NextDouble()));
+        int channel = 0;
+        string gamma = Const([channels], () => (float)(0.5 + _rng.NextDouble()) * (mixedSigns && channel++ % 2 == 1 ? -1 : 1));
         string beta = Const([channels], () => (float)(_rng.NextDouble() - 0.5));
         string mean = Const([channels], () => (float)(_rng.NextDouble() - 0.5));
         string variance = Const([channels], () => (float)(0.2 + _rng.NextDouble()));

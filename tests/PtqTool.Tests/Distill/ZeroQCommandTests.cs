@@ -91,7 +91,7 @@ public class ZeroQCommandTests
     {
         string dir = Repo.TempDir(), path = Path.Combine(dir, "nobn.onnx");
         var graph = OnnxGraph.Load(Repo.Model("fmnist_cnn"));
-        PtqTool.Rewrite.BatchNormFolding.Fold(graph);
+        PtqTool.Onnx.BatchNormFolding.Fold(graph);
         OnnxModelFile.Save(graph.Model, path);
         File.Copy(Path.ChangeExtension(Repo.Model("fmnist_cnn"), ".json"), Path.ChangeExtension(path, ".json"));
         var (code, _, err) = CliRunner.Run("quantize", path, "--synthetic", "zeroq", "--out", Path.Combine(dir, "x.onnx"), "--quiet");

@@ -1,7 +1,9 @@
-using PtqTool.Onnx;
 using PtqTool.Onnx.Proto;
 
-namespace PtqTool.Rewrite;
+namespace PtqTool.Onnx;
+
+/// <summary>A BatchNormalization folded into the Conv before it: the Conv now computes Scale·(conv + b − μ) + β per channel.</summary>
+public sealed record FoldedBatchNorm(NodeProto BatchNorm, NodeProto Conv, float[] Scale);
 
 /// <summary>
 /// Folds an inference-mode BatchNormalization that directly follows a Conv (whose output feeds nothing else) into the
@@ -11,12 +13,17 @@ namespace PtqTool.Rewrite;
 public static class BatchNormFolding
 {
     /// <returns>How many BatchNormalization nodes were folded.</returns>
-    public static int Fold(OnnxGraph graph)
+    public static int Fold(OnnxGraph graph) => FoldAll(graph).Count;
+
+    /// <param name="eligible">Leaves a BatchNormalization alone when this returns false.</param>
+    /// <returns>Every folded BatchNormalization with its per-channel scale γ/√(σ²+ε).</returns>
+    public static List<FoldedBatchNorm> FoldAll(OnnxGraph graph, Func<NodeProto, bool>? eligible = null)
     {
-        int folded = 0;
+        var folded = new List<FoldedBatchNorm>();
         foreach (var bn in graph.Graph.Node.Where(n => n.OpType == "BatchNormalization").ToList())
         {
             if (bn.Output.Count > 1 && bn.Output.Skip(1).Any(o => o.Length > 0)) continue; // training-mode outputs
+            if (eligible is not null && !eligible(bn)) continue;
             var conv = graph.Producer(bn.Input[0]);
             if (conv is not { OpType: "Conv" } || graph.Consumers(bn.Input[0]).Count != 1 || graph.IsGraphOutput(bn.Input[0])) continue;
             var w = graph.Initializer(conv.Input[1]);
@@ -39,9 +46,11 @@ public static class BatchNormFolding
             var bias = conv.Input.Count > 2 && conv.Input[2].Length > 0 ? graph.InitializerFloats(conv.Input[2]) : new float[channels];
             var newWeights = new float[weights.Length];
             var newBias = new float[channels];
+            var scale = new float[channels];
             for (int c = 0; c < channels; c++)
             {
                 double k = g[c] / Math.Sqrt(v[c] + eps);
+                scale[c] = (float)k;
                 for (int i = 0; i < per; i++) newWeights[c * per + i] = (float)(weights[c * per + i] * k);
                 newBias[c] = (float)((bias[c] - mu[c]) * k + bt[c]);
             }
@@ -58,7 +67,7 @@ public static class BatchNormFolding
             RemoveIfUnused(graph, oldWeight);
             if (oldBias is { Length: > 0 }) RemoveIfUnused(graph, oldBias);
             foreach (var input in bn.Input.Skip(1)) RemoveIfUnused(graph, input);
-            folded++;
+            folded.Add(new FoldedBatchNorm(bn, conv, scale));
         }
         return folded;
     }
