@@ -68,21 +68,26 @@ public class ZeroQCommandTests
     }
 
     [Fact]
-    public void Zeroq_w8a8_is_within_a_point_of_fp32_and_beats_gaussian_at_w4a4()
+    public void Zeroq_w8a8_is_within_a_point_of_fp32_and_closer_to_it_than_gaussian_and_far_ahead_at_w4a4()
     {
         string dir = Repo.TempDir();
-        double Top1(string synthetic, params string[] extra)
+        JsonElement Evaluation(string synthetic, string bits)
         {
-            string report = Path.Combine(dir, $"{synthetic}-{extra.Length}.json");
-            var (code, _, err) = CliRunner.Run(["quantize", Repo.Model("fmnist_resnet"), "--synthetic", synthetic, "--count", "64", "--iterations", "300",
-                "--eval", Repo.EvalDir, "--loss", "qsin", "--out", Path.Combine(dir, $"{synthetic}.onnx"), "--report", report, "--quiet", .. extra]);
+            string report = Path.Combine(dir, $"{synthetic}-{bits}.json");
+            var (code, _, err) = CliRunner.Run("quantize", Repo.Model("fmnist_resnet"), "--synthetic", synthetic, "--count", "64", "--iterations", "300",
+                "--eval", Repo.EvalDir, "--loss", "qsin", "--bits", bits, "--out", Path.Combine(dir, $"{synthetic}.onnx"), "--report", report, "--quiet");
             Assert.True(code == 0, err);
-            using var json = JsonDocument.Parse(File.ReadAllText(report));
-            var e = json.RootElement.GetProperty("evaluation");
-            return e.GetProperty("int8_top1").GetDouble() - (extra.Length == 0 ? e.GetProperty("fp32_top1").GetDouble() : 0);
+            return JsonDocument.Parse(File.ReadAllText(report)).RootElement.GetProperty("evaluation");
         }
-        Assert.True(Top1("zeroq") >= -1.0);
-        double zeroq4 = Top1("zeroq", "--bits", "4"), gaussian4 = Top1("gaussian", "--bits", "4");
+        double Get(JsonElement e, string name) => e.GetProperty(name).GetDouble();
+        var zeroq8 = Evaluation("zeroq", "8");
+        var gaussian8 = Evaluation("gaussian", "8");
+        Assert.True(Get(zeroq8, "top1_drop") <= 1.0, $"W8A8 zeroq drop {Get(zeroq8, "top1_drop")}");
+        // At W8A8 both keep FP32's top-1 on 2,000 images (docs/zeroq.md: a tie within noise on all 10,000 too);
+        // what separates them is how close the INT8 outputs stay to FP32's.
+        Assert.True(Get(zeroq8, "output_sqnr_db") > Get(gaussian8, "output_sqnr_db"), $"W8A8 SQNR zeroq {Get(zeroq8, "output_sqnr_db")}, gaussian {Get(gaussian8, "output_sqnr_db")}");
+        Assert.True(Get(zeroq8, "top1_agreement") >= Get(gaussian8, "top1_agreement"), $"W8A8 agreement zeroq {Get(zeroq8, "top1_agreement")}, gaussian {Get(gaussian8, "top1_agreement")}");
+        double zeroq4 = Get(Evaluation("zeroq", "4"), "int8_top1"), gaussian4 = Get(Evaluation("gaussian", "4"), "int8_top1");
         Assert.True(zeroq4 > gaussian4 + 2, $"W4A4: zeroq {zeroq4}, gaussian {gaussian4}");
     }
 
