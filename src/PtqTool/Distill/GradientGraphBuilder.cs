@@ -26,6 +26,9 @@ public static class GradientGraphBuilder
         if (bns.Count == 0)
             throw new PtqException($"{nameForErrors}: ZeroQ needs BatchNormalization statistics and the model has none (BN folded into Conv at export cannot be recovered): use --synthetic gaussian or real calibration data");
         string input = source.DataInputs().Single().Name;
+        // The graph is built for this one shape; fixing it also lets a model exported with batch 1 run the whole batch
+        // at once (its batch statistics are the point), not in chunks of one.
+        source.FixInputShape(input, inputShape);
 
         // The forward slice: every node some BN input depends on, and the BNs themselves (folded below).
         var needed = new HashSet<NodeProto>(bns);
@@ -37,7 +40,7 @@ public static class GradientGraphBuilder
             foreach (var i in p.Input) if (i.Length > 0) stack.Push(i);
         }
         var forward = source.TopologicalOrder().Where(needed.Contains).ToList();
-        var shapes = ForwardShapes(model, forward, input, inputShape);
+        var shapes = ForwardShapes(source.Model, forward, input, inputShape);
 
         var graph = new OnnxGraph(new ModelProto
         {

@@ -84,7 +84,9 @@ public static class ZeroQDistiller
         }
         double iterationMs = Evaluation.Latency.Median(times);
         double forwardMs;
-        using (var forward = OrtRunner.FromModel(model, runnerOptions))
+        var fixedShape = new OnnxGraph(model.Clone());
+        fixedShape.FixInputShape(zeroq.Input, shape);
+        using (var forward = OrtRunner.FromModel(fixedShape.Model, runnerOptions))
             forwardMs = Evaluation.Latency.MedianMilliseconds(forward, new FloatTensor(x, shape));
         return new DistillResult(new FloatTensor(x, shape), losses, iterationMs, forwardMs, zeroq.BatchNormLayers);
     }

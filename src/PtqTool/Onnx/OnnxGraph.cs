@@ -55,6 +55,20 @@ public sealed class OnnxGraph
     /// <summary>Real inputs: graph inputs that are not also initializers (IR &lt; 4 lists initializers as inputs).</summary>
     public IEnumerable<ValueInfoProto> DataInputs() => Graph.Input.Where(i => Initializer(i.Name) is null);
 
+    /// <summary>
+    /// Declares a graph input's shape as exactly <paramref name="shape"/> (every dimension fixed), e.g. to run a model
+    /// exported with batch 1 at another batch size in one piece.
+    /// </summary>
+    public void FixInputShape(string input, int[] shape)
+    {
+        var info = Graph.Input.FirstOrDefault(i => i.Name == input) ?? throw new PtqException($"graph has no input '{input}'");
+        info.Type ??= new TypeProto();
+        info.Type.TensorType ??= new TypeProto.Types.Tensor { ElemType = ElementType.Float };
+        var dims = new TensorShapeProto();
+        foreach (int d in shape) dims.Dim.Add(new TensorShapeProto.Types.Dimension { DimValue = d });
+        info.Type.TensorType.Shape = dims;
+    }
+
     public TensorProto? Initializer(string name)
     {
         _initializers ??= Graph.Initializer.ToDictionary(t => t.Name, StringComparer.Ordinal);

@@ -66,6 +66,23 @@ public class ZeroQLossTests
         Assert.True(Math.Abs(graph - reference) <= 1e-4 * reference, $"graph {graph}, reference {reference}");
     }
 
+    [Fact]
+    public void A_model_exported_with_batch_one_is_distilled_on_the_statistics_of_the_whole_batch()
+    {
+        var model = OnnxModelFile.Load(Repo.Model("fmnist_cnn"));
+        var fixedBatch = new OnnxGraph(model.Clone());
+        foreach (var info in fixedBatch.Graph.Input.Concat(fixedBatch.Graph.Output))
+            info.Type.TensorType.Shape.Dim[0] = new TensorShapeProto.Types.Dimension { DimValue = 1 };
+        int[] shape = [8, 1, 28, 28];
+        var zeroq = GradientGraphBuilder.Build(fixedBatch.Model, shape);
+        var x = new FloatTensor(ZeroQDistiller.Gaussian(FloatTensor.Count(shape), 9), shape);
+        using var runner = OrtRunner.FromModel(zeroq.Model);
+        var outputs = runner.Run(x, [zeroq.Loss, zeroq.Gradient]);
+        double reference = ReferenceLoss(model, x);
+        Assert.True(Math.Abs(outputs[zeroq.Loss].Data[0] - reference) <= 1e-4 * reference, $"graph {outputs[zeroq.Loss].Data[0]}, reference over the batch {reference}");
+        Assert.Equal(shape, outputs[zeroq.Gradient].Shape);
+    }
+
     [Theory]
     [InlineData("fmnist_cnn")]
     [InlineData("fmnist_resnet")]
