@@ -96,7 +96,9 @@ public sealed class OrtRunner : IDisposable
             var chunk = inputs.ToDictionary(kv => kv.Key, kv => kv.Value.Slice(start, fixedBatch));
             parts.Add(RunOnce(chunk, outputs));
         }
-        return outputs.ToDictionary(o => o, o => FloatTensor.Concat(parts.Select(p => p[o]).ToList()));
+        return outputs.ToDictionary(o => o, o => parts[0][o].Shape.Length > 0
+            ? FloatTensor.Concat(parts.Select(p => p[o]).ToList())
+            : throw new PtqException($"output '{o}' has no batch axis, so a model with a fixed batch of {fixedBatch} cannot be run on {first.Batch} samples in chunks"));
     }
 
     /// <summary>

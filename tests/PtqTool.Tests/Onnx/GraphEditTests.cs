@@ -84,5 +84,13 @@ public class GraphEditTests
         var b = one.Run(input)["logits"];
         Assert.Equal([5, 10], b.Shape);
         for (int i = 0; i < a.Data.Length; i++) Assert.Equal(a.Data[i], b.Data[i], 1e-4f);
+
+        // An output without a batch axis cannot be joined from chunks: a clear error, not an index out of range.
+        var graph = new OnnxGraph(fixedModel.Clone());
+        graph.AddNode(NodeAttributes.Node("ReduceSum", "total", ["logits"], ["total"], NodeAttributes.Int("keepdims", 0)));
+        graph.AddOutput("total");
+        using var scalar = OrtRunner.FromModel(graph.Model);
+        var e = Assert.Throws<PtqException>(() => scalar.Run(input, ["total"]));
+        Assert.Contains("'total' has no batch axis", e.Message);
     }
 }
