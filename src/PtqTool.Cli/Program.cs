@@ -19,6 +19,7 @@ public static class Program
         root.Subcommands.Add(MergeStatsCommand.Create(io));
         root.Subcommands.Add(DistillCommand.Create(io));
         root.Subcommands.Add(SweepCommand.Create(io));
+        root.Subcommands.Add(SensitivityCommand.Create(io));
         root.Subcommands.Add(PlotCommand.Create(io));
         root.Subcommands.Add(CompareLossesCommand.Create(io));
         var parse = root.Parse(args);
