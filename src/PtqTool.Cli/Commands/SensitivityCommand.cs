@@ -10,7 +10,6 @@ public static class SensitivityCommand
     public static Command Create(CommandIo io)
     {
         var set = new QuantizationOptionSet();
-        var stats = new Option<string[]>("--stats") { Description = "Calibrate from statistics files instead of --calib", AllowMultipleArgumentsPerToken = true };
         var eval = new Option<string?>("--eval") { Description = "Evaluation folder: labelled ImageFolder or unlabelled images (default: --calib)" };
         var evalLimit = new Option<int?>("--eval-limit") { Description = "Use at most N evaluation samples" };
         var synthetic = new Option<string?>("--synthetic") { Description = "Data-free calibration: zeroq or gaussian" };
@@ -20,12 +19,12 @@ public static class SensitivityCommand
         set.AddTo(command);
         command.Options.Add(synthetic);
         distill.AddTo(command);
-        foreach (var o in new Option[] { stats, eval, evalLimit, output }) command.Options.Add(o);
+        // No --stats: a leave-one-out plan can need tensors a normal calibration does not record.
+        foreach (var o in new Option[] { eval, evalLimit, output }) command.Options.Add(o);
         command.SetAction(parse => io.Guard(() =>
         {
             var request = set.Read(parse) with
             {
-                StatsPaths = parse.GetValue(stats) ?? [],
                 EvalDir = parse.GetValue(eval),
                 EvalLimit = parse.GetValue(evalLimit),
                 Synthetic = parse.GetValue(synthetic),
