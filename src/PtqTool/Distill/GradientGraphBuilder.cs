@@ -201,7 +201,7 @@ public static class GradientGraphBuilder
             ? c.Op(op, [x, c.Longs(axes)], NodeAttributes.Int("keepdims", 1))
             : c.Op(op, [x], NodeAttributes.Ints("axes", axes), NodeAttributes.Int("keepdims", 1));
 
-    /// <summary>Shapes of every tensor of the forward slice at this input shape, from one ONNX Runtime run.</summary>
+    /// <summary>Shapes of every activation of the forward slice at this input shape, from one ONNX Runtime run (initializers are added after folding).</summary>
     private static Dictionary<string, int[]> ForwardShapes(ModelProto model, List<NodeProto> forward, string input, int[] inputShape)
     {
         var probe = new OnnxGraph(model.Clone());
@@ -212,7 +212,6 @@ public static class GradientGraphBuilder
         var outputs = runner.Run(new Dictionary<string, FloatTensor> { [input] = x }, names);
         var shapes = outputs.ToDictionary(kv => kv.Key, kv => kv.Value.Shape, StringComparer.Ordinal);
         shapes[input] = inputShape;
-        foreach (var t in model.Graph.Initializer) shapes[t.Name] = TensorData.Shape(t);
         return shapes;
     }
 }

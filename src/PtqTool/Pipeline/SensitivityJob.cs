@@ -28,36 +28,21 @@ public static class SensitivityJob
         // collects what every leave-one-out plan needs (this plan object serves only the calibration below).
         foreach (var node in nodes)
             prepared.Plan.StatsTensors.UnionWith(Rewrite.Handlers.PlanBuilder.Build(prepared.Folded, WithFloat(prepared.Options, node.Name)).StatsTensors);
-        var (stats, _) = CalibrationStep.Run(prepared, request, progress);
-        string work = Path.Combine(Path.GetTempPath(), $"ptq-sensitivity-{Environment.ProcessId}");
-        Directory.CreateDirectory(work);
-        try
-        {
-            string statsPath = Path.Combine(work, "stats.json");
-            stats.Save(statsPath);
-            var fromStats = request with { StatsPaths = [statsPath], Synthetic = null, ReportPaths = [], MaxDrop = null };
-            OutputComparison Quantize(string? keepInFloat) => new QuantizeJob(fromStats with
-            {
-                OutputPath = Path.Combine(work, "model.onnx"),
-                Options = keepInFloat is null ? request.Options : WithFloat(request.Options, keepInFloat),
-            }, ProgressReporter.Silent).Run().Outputs;
+        using var runs = new CalibratedRuns(prepared, request, progress);
+        OutputComparison Quantize(string? keepInFloat) =>
+            runs.Quantize(keepInFloat is null ? request.Options : WithFloat(request.Options, keepInFloat)).Outputs;
 
-            progress.Start("leave-one-out", nodes.Count + 1);
-            var all = Quantize(null);
-            progress.Report(1);
-            var rows = new List<Row>();
-            foreach (var node in nodes)
-            {
-                rows.Add(new Row(node.Name, node.OpType, Quantize(node.Name)));
-                progress.Report(rows.Count + 1);
-            }
-            progress.Finish();
-            return new Result(all, rows.OrderByDescending(r => r.Outputs.SqnrDb).ToList(), prepared.Plan.QuantizedNodes.Count - nodes.Count);
-        }
-        finally
+        progress.Start("leave-one-out", nodes.Count + 1);
+        var all = Quantize(null);
+        progress.Report(1);
+        var rows = new List<Row>();
+        foreach (var node in nodes)
         {
-            try { Directory.Delete(work, recursive: true); } catch (IOException) { }
+            rows.Add(new Row(node.Name, node.OpType, Quantize(node.Name)));
+            progress.Report(rows.Count + 1);
         }
+        progress.Finish();
+        return new Result(all, rows.OrderByDescending(r => r.Outputs.SqnrDb).ToList(), prepared.Plan.QuantizedNodes.Count - nodes.Count);
     }
 
     private static Rewrite.QuantizationOptions WithFloat(Rewrite.QuantizationOptions options, string node) =>

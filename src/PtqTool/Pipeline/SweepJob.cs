@@ -37,43 +37,24 @@ public static class SweepJob
         foreach (var c in calibrations)
             if (c is not ("real" or "zeroq" or "gaussian")) throw new PtqException($"--calibrations: '{c}' is not real, zeroq or gaussian");
         var cells = new List<Cell>();
-        string work = Path.Combine(Path.GetTempPath(), $"ptq-sweep-{Environment.ProcessId}");
-        Directory.CreateDirectory(work);
-        try
+        foreach (var modelPath in models)
+        foreach (var calibration in calibrations)
+        foreach (int seed in calibration == "real" ? seeds.Take(1) : seeds)
         {
-            foreach (var modelPath in models)
-            foreach (var calibration in calibrations)
-            foreach (int seed in calibration == "real" ? seeds.Take(1) : seeds)
+            var request = template with
             {
-                var request = template with
+                ModelPath = modelPath,
+                Synthetic = calibration == "real" ? null : calibration,
+                Distill = template.Distill with { Seed = seed },
+            };
+            using var runs = new CalibratedRuns(PreparedModel.Prepare(request.Validated(), progress.Message), request, progress);
+            foreach (var config in configs)
+                foreach (var loss in losses)
                 {
-                    ModelPath = modelPath,
-                    Synthetic = calibration == "real" ? null : calibration,
-                    Distill = template.Distill with { Seed = seed },
-                };
-                var prepared = PreparedModel.Prepare(request.Validated(), progress.Message);
-                var (stats, _) = CalibrationStep.Run(prepared, request, progress);
-                string statsPath = Path.Combine(work, $"{Path.GetFileNameWithoutExtension(modelPath)}.{calibration}.{seed}.stats.json");
-                stats.Save(statsPath);
-                request = request with { Synthetic = null };
-                foreach (var config in configs)
-                    foreach (var loss in losses)
-                    {
-                        var one = request with
-                        {
-                            StatsPaths = [statsPath],
-                            OutputPath = Path.Combine(work, $"{Path.GetFileNameWithoutExtension(modelPath)}.{loss}.{config.Name}.onnx"),
-                            Options = request.Options with { Loss = loss, WeightBits = config.WeightBits, ActivationBits = config.ActivationBits },
-                            ReportPaths = [],
-                        };
-                        progress.Message($"{Path.GetFileName(modelPath)} {calibration}{(calibration == "real" ? "" : $" seed {seed}")} {config.Name} {loss}");
-                        cells.Add(new Cell(modelPath, calibration, seed, loss, config, new QuantizeJob(one, ProgressReporter.Silent).Run()));
-                    }
-            }
-        }
-        finally
-        {
-            try { Directory.Delete(work, recursive: true); } catch (IOException) { }
+                    progress.Message($"{Path.GetFileName(modelPath)} {calibration}{(calibration == "real" ? "" : $" seed {seed}")} {config.Name} {loss}");
+                    var options = request.Options with { Loss = loss, WeightBits = config.WeightBits, ActivationBits = config.ActivationBits };
+                    cells.Add(new Cell(modelPath, calibration, seed, loss, config, runs.Quantize(options)));
+                }
         }
         return cells;
     }

@@ -23,20 +23,9 @@ public class ZeroQLossTests
         {
             var a = outputs[bn.Input[0]];
             float[] mu = TensorData.ToFloats(graph.ConstantValue(bn.Input[3])!), variance = TensorData.ToFloats(graph.ConstantValue(bn.Input[4])!);
-            int channels = a.Shape[1], inner = a.Data.Length / (a.Shape[0] * channels);
-            for (int c = 0; c < channels; c++)
-            {
-                double sum = 0, square = 0;
-                for (int n = 0; n < a.Shape[0]; n++)
-                    for (int i = 0; i < inner; i++)
-                    {
-                        double v = a.Data[(n * channels + c) * inner + i];
-                        sum += v;
-                        square += v * v;
-                    }
-                double count = a.Shape[0] * inner, mean = sum / count, sd = Math.Sqrt(Math.Max(square / count - mean * mean, 0));
-                loss += (mean - mu[c]) * (mean - mu[c]) + (sd - Math.Sqrt(variance[c])) * (sd - Math.Sqrt(variance[c]));
-            }
+            var (mean, sd) = BatchStatistics.PerChannel(a);
+            for (int c = 0; c < mean.Length; c++)
+                loss += (mean[c] - mu[c]) * (mean[c] - mu[c]) + (sd[c] - Math.Sqrt(variance[c])) * (sd[c] - Math.Sqrt(variance[c]));
         }
         return loss;
     }

@@ -1,0 +1,44 @@
+using PtqTool.Reports;
+using PtqTool.Rewrite;
+
+namespace PtqTool.Pipeline;
+
+/// <summary>
+/// One calibration pass kept in a temporary statistics file, and any number of quantize runs from it with other
+/// quantization options (`ptq sweep`, `ptq sensitivity`). The temporary folder goes with <see cref="Dispose"/>.
+/// </summary>
+public sealed class CalibratedRuns : IDisposable
+{
+    private readonly DirectoryInfo _work = Directory.CreateTempSubdirectory("ptq-runs-");
+    private readonly QuantizeRequest _fromStats;
+
+    /// <param name="prepared">Its plan's statistics tensors are the ones collected: every later run's plan must need no others.</param>
+    public CalibratedRuns(PreparedModel prepared, QuantizeRequest request, ProgressReporter progress)
+    {
+        try
+        {
+            var (stats, _) = CalibrationStep.Run(prepared, request, progress);
+            string statsPath = Path.Combine(_work.FullName, "stats.json");
+            stats.Save(statsPath);
+            _fromStats = request with
+            {
+                StatsPaths = [statsPath], Synthetic = null, ReportPaths = [], MaxDrop = null,
+                OutputPath = Path.Combine(_work.FullName, "model.onnx"),
+            };
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Quantizes and evaluates from the kept statistics with these options.</summary>
+    public QuantizationReport Quantize(QuantizationOptions options) =>
+        new QuantizeJob(_fromStats with { Options = options }, ProgressReporter.Silent).Run();
+
+    public void Dispose()
+    {
+        try { _work.Delete(recursive: true); } catch (IOException) { }
+    }
+}
