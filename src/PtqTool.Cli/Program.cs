@@ -5,7 +5,12 @@ namespace PtqTool.Cli;
 
 public static class Program
 {
-    public static int Main(string[] args) => Run(args, Console.Out, Console.Error);
+    public static int Main(string[] args)
+    {
+        // Ctrl-C / SIGINT: outputs are only staged until the very end, so deleting the staged files leaves nothing behind.
+        Console.CancelKeyPress += (_, _) => PtqTool.Onnx.AtomicFile.DeleteStaged();
+        return Run(args, Console.Out, Console.Error);
+    }
 
     /// <summary>The real entry point, with the console streams passed in so tests can run the CLI in-process.</summary>
     public static int Run(string[] args, TextWriter stdout, TextWriter stderr)
@@ -17,6 +22,8 @@ public static class Program
         root.Subcommands.Add(QuantizeCommand.Create(io));
         root.Subcommands.Add(CalibrateCommand.Create(io));
         root.Subcommands.Add(MergeStatsCommand.Create(io));
+        root.Subcommands.Add(CheckCommand.Create(io));
+        root.Subcommands.Add(BenchCommand.Create(io));
         root.Subcommands.Add(DistillCommand.Create(io));
         root.Subcommands.Add(SweepCommand.Create(io));
         root.Subcommands.Add(SensitivityCommand.Create(io));

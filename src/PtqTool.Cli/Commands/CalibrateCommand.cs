@@ -20,7 +20,7 @@ public static class CalibrateCommand
             var request = set.Read(parse) with { Shard = ParseShard(parse.GetValue(shard)) };
             request.Validated();
             var progress = io.Progress(parse.GetValue(set.Quiet));
-            var model = PreparedModel.Prepare(request, progress.Message);
+            var model = PreparedModel.Prepare(request, progress.Warn);
             var (result, source) = CalibrationStep.Run(model, request, progress);
             string path = parse.GetValue(stats)!;
             result.Save(path);

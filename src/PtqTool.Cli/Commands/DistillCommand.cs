@@ -22,7 +22,7 @@ public static class DistillCommand
             var options = distill.Read(parse).Validated();
             var request = (set.Read(parse) with { Distill = options, Synthetic = "zeroq" }).Validated();
             var progress = io.Progress(parse.GetValue(set.Quiet));
-            var model = PreparedModel.Prepare(request, progress.Message);
+            var model = PreparedModel.Prepare(request, progress.Warn);
             progress.Start("distilling (ZeroQ)", options.Iterations);
             var result = ZeroQDistiller.Run(model.OriginalForRuntime(), model.SampleShape,
                 options with { Threads = request.Threads, InputRange = CalibrationStep.ImageInputRange(model) }, progress.Report);

@@ -16,9 +16,11 @@ public static class MergeStatsCommand
         command.SetAction(parse => io.Guard(() =>
         {
             var paths = parse.GetValue(inputs)!;
-            var merged = ActivationStatistics.Load(paths[0]);
-            foreach (var p in paths.Skip(1)) merged.Merge(ActivationStatistics.Load(p), p);
             string path = parse.GetValue(output)!;
+            var check = new PtqTool.Pipeline.IoCheck();
+            foreach (var p in paths) check.Input(p, "statistics shard");
+            check.Output(path, "merged statistics (--out)").Verify();
+            var merged = ActivationStatistics.MergeShards(paths);
             merged.Save(path);
             io.Out.WriteLine($"{path}: {paths.Length} files, {merged.Tensors.Count} tensors, {merged.Samples} samples");
             return 0;

@@ -24,13 +24,15 @@ public sealed class QuantizationOptionSet
     public Option<bool> SymmetricActivations { get; } = new("--symmetric-activations") { Description = "Zero point fixed at the middle (keeps Relu nodes)" };
     public Option<bool> PerTensorWeights { get; } = new("--per-tensor-weights") { Description = "One scale per weight tensor instead of per output channel" };
     public Option<bool> BiasCorrection { get; } = new("--bias-correction") { Description = "Correct Conv/Gemm biases for the mean weight error (off by default; see docs/results.md)" };
+    public Option<string> Target { get; } = new("--target") { Description = "CPU the model is for: auto (this one), x86-vnni, x86-avx2, arm64, portable (docs/cpu-targets.md)", DefaultValueFactory = _ => "auto" };
+    public Option<string?> SaturationGuard { get; } = new("--saturation-guard") { Description = "Override the target's guard against 16-bit pair saturation: none, pair-bound, 7bit-weights, 7bit-activations, u8-weights" };
     public Option<string[]> Exclude { get; } = new("--exclude") { Description = "Node names or op types to keep in float", AllowMultipleArgumentsPerToken = true };
     public PreprocessingOptions Preprocessing { get; } = new();
 
     public void AddTo(Command command)
     {
         command.Arguments.Add(Model);
-        foreach (var o in new Option[] { Calib, Limit, Batch, Strict, Threads, Quiet, Loss, WeightLoss, Percentile, Bits, WeightBits, ActivationBits, ActivationType, SymmetricActivations, PerTensorWeights, BiasCorrection, Exclude })
+        foreach (var o in new Option[] { Calib, Limit, Batch, Strict, Threads, Quiet, Loss, WeightLoss, Percentile, Bits, WeightBits, ActivationBits, ActivationType, SymmetricActivations, PerTensorWeights, BiasCorrection, Target, SaturationGuard, Exclude })
             command.Options.Add(o);
         Preprocessing.AddTo(command);
     }
@@ -53,6 +55,8 @@ public sealed class QuantizationOptionSet
             PerChannelWeights = !parse.GetValue(PerTensorWeights),
             BiasCorrection = parse.GetValue(BiasCorrection),
             Exclude = parse.GetValue(Exclude) ?? [],
+            Target = Kernels.KernelTargets.Parse(parse.GetValue(Target)!, Kernels.CpuInfo.This),
+            GuardOverride = parse.GetValue(SaturationGuard) is string g ? Kernels.SaturationGuards.Parse(g) : null,
         };
         return new QuantizeRequest
         {

@@ -25,7 +25,7 @@ public static class QuantizeCommand
         foreach (var o in new Option[] { stats, eval, evalLimit, output, report, maxDrop }) command.Options.Add(o);
         command.SetAction(parse => io.Guard(() =>
         {
-            var request = set.Read(parse) with
+            var request = (set.Read(parse) with
             {
                 StatsPaths = parse.GetValue(stats) ?? [],
                 EvalDir = parse.GetValue(eval),
@@ -35,13 +35,15 @@ public static class QuantizeCommand
                 MaxDrop = parse.GetValue(maxDrop),
                 Synthetic = parse.GetValue(synthetic),
                 Distill = distill.Read(parse),
-            };
+            }).CheckSingleCalibrationSource();
             var progress = io.Progress(parse.GetValue(set.Quiet));
             var result = new QuantizeJob(request, progress).Run();
             io.Out.Write(ReportWriters.Console(result));
             if (!result.GatePassed)
             {
-                io.Err.WriteLine($"ptq: gate failed: {(result.Outputs.Labelled ? "top-1 drop" : "100 - agreement")} {Format.F(result.GateValue)} pt exceeds --max-drop {Format.F(result.MaxDrop!.Value)}");
+                io.Err.WriteLine(result.GateValue <= result.MaxDrop!.Value
+                    ? $"ptq: gate failed: {result.Saturation.Summary}, and this CPU does not run those kernels: no accuracy measured here holds for the target"
+                    : $"ptq: gate failed: {ReportWriters.GateName(result)} {Format.F(result.GateValue)} pt exceeds --max-drop {Format.F(result.MaxDrop.Value)} ({result.GateBasis})");
                 return ExitCodes.QualityGateFailed;
             }
             return 0;

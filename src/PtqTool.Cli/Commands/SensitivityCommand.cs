@@ -23,13 +23,13 @@ public static class SensitivityCommand
         foreach (var o in new Option[] { eval, evalLimit, output }) command.Options.Add(o);
         command.SetAction(parse => io.Guard(() =>
         {
-            var request = set.Read(parse) with
+            var request = (set.Read(parse) with
             {
                 EvalDir = parse.GetValue(eval),
                 EvalLimit = parse.GetValue(evalLimit),
                 Synthetic = parse.GetValue(synthetic),
                 Distill = distill.Read(parse),
-            };
+            }).CheckSingleCalibrationSource();
             var result = SensitivityJob.Run(request, io.Progress(parse.GetValue(set.Quiet)));
             string md = SensitivityJob.Markdown(result, "ptq " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1)));
             io.Out.Write(md);

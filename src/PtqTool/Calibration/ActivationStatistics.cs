@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Security.Cryptography;
 using System.Text.Json;
 using PtqTool.Onnx;
 using PtqTool.Scales;
@@ -23,7 +22,6 @@ public sealed class ActivationStatistics
 
     public ActivationStatistics(string modelSha256) => ModelSha256 = modelSha256;
 
-    public static string Digest(string modelPath) => Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(modelPath)));
 
     public void Merge(ActivationStatistics other, string nameForErrors)
     {
@@ -41,6 +39,33 @@ public sealed class ActivationStatistics
         }
         Samples += other.Samples;
         Skipped += other.Skipped;
+    }
+
+    /// <summary>
+    /// Loads and merges shard files: each must be a different shard (another path to the same file, or a copy with the
+    /// same content, would count its samples twice) and observe the same tensors (shards of one calibration setup).
+    /// </summary>
+    public static ActivationStatistics MergeShards(IReadOnlyList<string> paths)
+    {
+        if (paths.Count == 0) throw new PtqException("--stats: no files given");
+        var digests = new Dictionary<string, string>(StringComparer.Ordinal);
+        ActivationStatistics? merged = null;
+        string first = paths[0];
+        foreach (var path in paths)
+        {
+            foreach (var seen in digests.Values)
+                if (FileIdentity.Same(seen, path)) throw new PtqException($"{path}: given twice (as {seen}); each shard counts once");
+            var s = Load(path);
+            string digest = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(path)));
+            if (digests.TryGetValue(digest, out var twin)) throw new PtqException($"{path}: has the same content as {twin}; each shard counts once");
+            digests[digest] = path;
+            if (merged is null) { merged = s; continue; }
+            var missing = merged.Tensors.Keys.Except(s.Tensors.Keys).Concat(s.Tensors.Keys.Except(merged.Tensors.Keys)).Order(StringComparer.Ordinal).FirstOrDefault();
+            if (missing is not null)
+                throw new PtqException($"{path}: observes other tensors than {first} (e.g. '{missing}'): shards must come from the same calibration options");
+            merged.Merge(s, path);
+        }
+        return merged!;
     }
 
     public void Save(string path)
@@ -93,49 +118,83 @@ public sealed class ActivationStatistics
         });
     }
 
+    /// <summary>Largest histogram exponent a float32 tensor can need (2^128 > float.MaxValue).</summary>
+    public const int MaxExponent = 130;
+    public const int MaxBinsPerSide = 1 << 16;
+
+    /// <summary>Reads a statistics file, range-checking every field: a hand-edited or corrupt file is refused, never used.</summary>
     public static ActivationStatistics Load(string path)
     {
         if (!File.Exists(path)) throw new PtqException($"{path}: file not found");
+        byte[] bytes;
+        try { bytes = File.ReadAllBytes(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new PtqException($"{path}: cannot read ({e.Message})", inner: e); }
         try
         {
-            using var doc = JsonDocument.Parse(File.ReadAllBytes(path));
+            using var doc = JsonDocument.Parse(bytes);
             var root = doc.RootElement;
-            if (!root.TryGetProperty("format", out var format) || format.GetString() != Format)
+            if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("format", out var format) || format.ValueKind != JsonValueKind.String || format.GetString() != Format)
                 throw new PtqException($"{path}: not a ptq statistics file (expected format \"{Format}\")");
-            var stats = new ActivationStatistics(root.GetProperty("model_sha256").GetString()!)
+            string sha = root.GetProperty("model_sha256").GetString() ?? "";
+            if (sha.Length != 64 || !sha.All(Uri.IsHexDigit)) throw Corrupt(path, $"model_sha256 '{sha}' is not 64 hex digits");
+            var stats = new ActivationStatistics(sha.ToLowerInvariant())
             {
-                Samples = root.GetProperty("samples").GetInt64(),
-                Skipped = root.GetProperty("skipped").GetInt64(),
+                Samples = NonNegative(root.GetProperty("samples").GetInt64(), path, "samples"),
+                Skipped = NonNegative(root.GetProperty("skipped").GetInt64(), path, "skipped"),
             };
             foreach (var t in root.GetProperty("tensors").EnumerateObject())
             {
                 var v = t.Value;
                 int perSide = v.GetProperty("bins_per_side").GetInt32();
+                if (perSide < 2 || perSide > MaxBinsPerSide || (perSide & (perSide - 1)) != 0)
+                    throw Corrupt(path, $"tensor '{t.Name}': bins_per_side {perSide} is not a power of two in 2..{MaxBinsPerSide}");
+                int exponent = v.GetProperty("exponent").GetInt32();
+                if (exponent < Histogram.MinExponent || exponent > MaxExponent)
+                    throw Corrupt(path, $"tensor '{t.Name}': exponent {exponent} is outside {Histogram.MinExponent}..{MaxExponent}");
+                long count = NonNegative(v.GetProperty("count").GetInt64(), path, $"tensor '{t.Name}' count");
+                long nonFinite = NonNegative(v.GetProperty("non_finite").GetInt64(), path, $"tensor '{t.Name}' non_finite");
+                double min = ParseDouble(v.GetProperty("min").GetString()!), max = ParseDouble(v.GetProperty("max").GetString()!);
                 var counts = new long[2 * perSide];
+                long total = 0;
                 foreach (var pair in v.GetProperty("bins").EnumerateArray())
                 {
+                    if (pair.ValueKind != JsonValueKind.Array || pair.GetArrayLength() != 2)
+                        throw Corrupt(path, $"tensor '{t.Name}': a bin entry is not a [bin, count] pair");
                     int bin = pair[0].GetInt32();
-                    if (bin < 0 || bin >= counts.Length) throw new PtqException($"{path}: tensor '{t.Name}' has bin {bin} out of range");
-                    counts[bin] = pair[1].GetInt64();
+                    if (bin < 0 || bin >= counts.Length) throw Corrupt(path, $"tensor '{t.Name}' has bin {bin} out of range");
+                    long c = NonNegative(pair[1].GetInt64(), path, $"tensor '{t.Name}' bin {bin}");
+                    counts[bin] += c;
+                    total = checked(total + c);
                 }
-                stats.Tensors[t.Name] = Histogram.Restore(perSide, v.GetProperty("exponent").GetInt32(), v.GetProperty("count").GetInt64(),
-                    v.GetProperty("non_finite").GetInt64(), ParseDouble(v.GetProperty("min").GetString()!), ParseDouble(v.GetProperty("max").GetString()!), counts);
+                if (total != count) throw Corrupt(path, $"tensor '{t.Name}': bins hold {total} values, count says {count}");
+                double half = Math.ScaleB(1.0, exponent);
+                if (count > 0 && (!double.IsFinite(min) || !double.IsFinite(max) || min > max || Math.Max(Math.Abs(min), Math.Abs(max)) > half))
+                    throw Corrupt(path, $"tensor '{t.Name}': min {min} / max {max} do not fit its range ±{half:G3}");
+                stats.Tensors[t.Name] = Histogram.Restore(perSide, exponent, count, nonFinite, min, max, counts);
             }
             if (root.TryGetProperty("channel_sums", out var channels))
                 foreach (var c in channels.EnumerateObject())
-                    stats.Channels[c.Name] = new ChannelMeans(c.Value.GetProperty("sums").EnumerateArray().Select(v => v.GetDouble()).ToArray(), c.Value.GetProperty("count").GetInt64());
+                {
+                    var sums = c.Value.GetProperty("sums").EnumerateArray().Select(v => v.GetDouble()).ToArray();
+                    if (sums.Any(v => !double.IsFinite(v))) throw Corrupt(path, $"channel sums of '{c.Name}' are not finite");
+                    stats.Channels[c.Name] = new ChannelMeans(sums, NonNegative(c.Value.GetProperty("count").GetInt64(), path, $"channel count of '{c.Name}'"));
+                }
             return stats;
         }
-        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
+        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException or OverflowException or ArgumentException)
         {
             throw new PtqException($"{path}: corrupt statistics file ({e.Message})", inner: e);
         }
     }
 
+    private static PtqException Corrupt(string path, string what) => new($"{path}: corrupt statistics file ({what})");
+
+    private static long NonNegative(long v, string path, string what) => v >= 0 ? v : throw Corrupt(path, $"{what} is negative ({v})");
+
     private static double ParseDouble(string s) => s switch
     {
         "inf" => double.PositiveInfinity,
         "-inf" => double.NegativeInfinity,
-        _ => double.Parse(s, CultureInfo.InvariantCulture),
+        _ => double.Parse(s, NumberStyles.Float, CultureInfo.InvariantCulture),
     };
 }

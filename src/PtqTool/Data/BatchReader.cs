@@ -17,6 +17,9 @@ public sealed class BatchReader
     private readonly int[] _sampleShape;
     private readonly int _batch;
 
+    /// <summary>Largest batch of input, in floats (1 GiB).</summary>
+    public const long MaxBatchFloats = 1L << 28;
+
     public bool Strict { get; init; }
     public int Skipped { get; private set; }
     public List<string> Warnings { get; } = [];
@@ -26,6 +29,9 @@ public sealed class BatchReader
     public BatchReader(IReadOnlyList<SampleFile> files, Preprocessing preprocessing, int[] sampleShape, int batch)
     {
         if (batch < 1) throw new PtqException($"--batch: {batch} must be at least 1");
+        long floats = (long)batch * FloatTensor.Count(sampleShape);
+        if (floats > MaxBatchFloats)
+            throw new PtqException($"--batch: {batch} samples of [{string.Join(", ", sampleShape)}] are {floats * 4 / (1 << 20)} MiB of input per batch (at most {MaxBatchFloats * 4 / (1 << 20)} MiB); use a smaller --batch");
         _files = files;
         _preprocessing = preprocessing;
         _sampleShape = sampleShape;

@@ -13,11 +13,17 @@ public static class ImageDecoder
         WritePixels(sized, p, destination);
     }
 
+    /// <summary>Largest image decoded (width × height), checked from the header before any pixel is decoded.</summary>
+    public const long MaxPixels = 64L * 1024 * 1024;
+
     private static SKBitmap DecodeRgba(string path)
     {
         using var codec = SKCodec.Create(path, out var result);
         if (codec is null)
             throw new PtqException($"{path}: cannot decode image ({result})");
+        long pixels = (long)codec.Info.Width * codec.Info.Height;
+        if (pixels > MaxPixels || codec.Info.Width <= 0 || codec.Info.Height <= 0)
+            throw new PtqException($"{path}: image is {codec.Info.Width}x{codec.Info.Height}; ptq decodes at most {MaxPixels / (1024 * 1024)} megapixels");
         var info = new SKImageInfo(codec.Info.Width, codec.Info.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
         var bitmap = new SKBitmap(info);
         var status = codec.GetPixels(info, bitmap.GetPixels());

@@ -6,47 +6,66 @@ namespace PtqTool.Data;
 /// <summary>Reads NumPy .npy files (format 1.0–3.0) of float32, float64, uint8, int8, int32 or int64, C order, as float32.</summary>
 public static class NpyReader
 {
+    private static readonly Dictionary<string, int> Sizes = new() { ["f4"] = 4, ["f8"] = 8, ["u1"] = 1, ["i1"] = 1, ["i4"] = 4, ["i8"] = 8 };
+
+    /// <summary>Reads a .npy; the header (dtype, order, shape) is checked against the file's size before any data is allocated.</summary>
     public static (float[] Data, int[] Shape) Read(string path)
     {
         byte[] bytes;
         try { bytes = File.ReadAllBytes(path); }
-        catch (IOException e) { throw new PtqException($"{path}: cannot read ({e.Message})", inner: e); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new PtqException($"{path}: cannot read ({e.Message})", inner: e); }
         if (bytes.Length < 10 || bytes[0] != 0x93 || Encoding.ASCII.GetString(bytes, 1, 5) != "NUMPY")
             throw new PtqException($"{path}: not a .npy file (bad magic)");
         int major = bytes[6];
-        int headerLength, headerStart;
+        if (major is < 1 or > 3) throw new PtqException($"{path}: .npy format version {major} is not supported");
+        long headerLength;
+        int headerStart;
         if (major == 1) { headerLength = BinaryPrimitives.ReadUInt16LittleEndian(bytes.AsSpan(8)); headerStart = 10; }
-        else { headerLength = (int)BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(8)); headerStart = 12; }
+        else
+        {
+            if (bytes.Length < 12) throw new PtqException($"{path}: truncated .npy header");
+            headerLength = BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(8));
+            headerStart = 12;
+        }
         if (headerStart + headerLength > bytes.Length) throw new PtqException($"{path}: truncated .npy header");
-        string header = Encoding.Latin1.GetString(bytes, headerStart, headerLength);
-        string descr = Field(header, "descr", path).Trim('\'', '"');
+        string header = Encoding.Latin1.GetString(bytes, headerStart, (int)headerLength);
+        string descr = Field(header, "descr", path).Trim().Trim('\'', '"');
         if (Field(header, "fortran_order", path).StartsWith("True", StringComparison.Ordinal))
             throw new PtqException($"{path}: Fortran-ordered arrays are not supported");
-        string shapeText = Field(header, "shape", path).Trim('(', ')');
-        int[] shape = shapeText.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(int.Parse).ToArray();
-        int count = 1;
-        foreach (int d in shape) count *= d;
-        var data = new float[count];
-        var body = bytes.AsSpan(headerStart + headerLength);
-        int size = descr[^1] - '0';
+        if (descr.Length < 3 || descr[0] is not ('<' or '|' or '=' or '>'))
+            throw new PtqException($"{path}: dtype '{descr}' is not supported (float32/64, int8/32/64, uint8)");
         if (descr[0] == '>') throw new PtqException($"{path}: big-endian arrays are not supported");
-        if (body.Length < count * size) throw new PtqException($"{path}: truncated data ({body.Length} bytes for {count} values)");
         string kind = descr[1..];
+        if (!Sizes.TryGetValue(kind, out int size)) throw new PtqException($"{path}: dtype '{descr}' is not supported (float32/64, int8/32/64, uint8)");
+        string shapeText = Field(header, "shape", path).Trim().TrimStart('(').TrimEnd(')');
+        var shape = new List<int>();
+        long count = 1;
+        foreach (var part in shapeText.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            if (!int.TryParse(part, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int d))
+                throw new PtqException($"{path}: shape ({shapeText}) is not a tuple of non-negative integers");
+            shape.Add(d);
+            count = d == 0 ? 0 : count > long.MaxValue / d ? long.MaxValue : count * d;
+        }
+        long bodyLength = bytes.Length - headerStart - headerLength;
+        if (count > bodyLength / size)
+            throw new PtqException($"{path}: shape ({shapeText}) needs {(count == long.MaxValue ? "too many" : (count * size).ToString(System.Globalization.CultureInfo.InvariantCulture))} bytes, the file holds {bodyLength}");
+        var data = new float[count];
+        var body = bytes.AsSpan((int)(headerStart + headerLength));
         for (int i = 0; i < count; i++)
         {
-            var s = body[(i * size)..];
+            var v = body[(i * size)..];
             data[i] = kind switch
             {
-                "f4" => BinaryPrimitives.ReadSingleLittleEndian(s),
-                "f8" => (float)BinaryPrimitives.ReadDoubleLittleEndian(s),
-                "u1" => s[0],
-                "i1" => (sbyte)s[0],
-                "i4" => BinaryPrimitives.ReadInt32LittleEndian(s),
-                "i8" => BinaryPrimitives.ReadInt64LittleEndian(s),
-                _ => throw new PtqException($"{path}: dtype '{descr}' is not supported"),
+                "f4" => BinaryPrimitives.ReadSingleLittleEndian(v),
+                "f8" => (float)BinaryPrimitives.ReadDoubleLittleEndian(v),
+                "u1" => v[0],
+                "i1" => (sbyte)v[0],
+                "i4" => BinaryPrimitives.ReadInt32LittleEndian(v),
+                _ => BinaryPrimitives.ReadInt64LittleEndian(v),
             };
         }
-        return (data, shape);
+        return (data, shape.ToArray());
     }
 
     /// <summary>Writes a float32 C-order .npy (format 1.0).</summary>
@@ -75,7 +94,8 @@ public static class NpyReader
         int i = header.IndexOf($"'{name}'", StringComparison.Ordinal);
         if (i < 0) throw new PtqException($"{path}: .npy header lacks '{name}'");
         int colon = header.IndexOf(':', i);
-        int end = name == "shape" ? header.IndexOf(')', colon) + 1 : header.IndexOf(',', colon);
+        int end = colon < 0 ? -1 : name == "shape" ? header.IndexOf(')', colon) + 1 : header.IndexOf(',', colon);
+        if (colon < 0 || end <= colon) throw new PtqException($"{path}: .npy header field '{name}' is malformed");
         return header[(colon + 1)..end].Trim();
     }
 }

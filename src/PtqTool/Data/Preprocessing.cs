@@ -88,6 +88,30 @@ public sealed record Preprocessing
         ReadCommentHandling = JsonCommentHandling.Skip,
     };
 
+    /// <summary>
+    /// This preprocessing as sidecar JSON for a quantized model, so `ptq eval` on it reads its inputs the same way; the
+    /// source sidecar's other keys (labels, description) are kept.
+    /// </summary>
+    public string SidecarJson(string sourceModel)
+    {
+        var node = System.Text.Json.Nodes.JsonNode.Parse(JsonSerializer.Serialize(this, JsonOptions))!.AsObject();
+        string source = SidecarPath(sourceModel);
+        if (File.Exists(source))
+        {
+            try
+            {
+                if (System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(source)) is System.Text.Json.Nodes.JsonObject old)
+                    foreach (var (key, value) in old)
+                        if (!node.ContainsKey(key)) node[key] = value?.DeepClone();
+            }
+            catch (JsonException) { }
+        }
+        node["written_by"] = $"ptq quantize from {Path.GetFileName(sourceModel)}";
+        return node.ToJsonString(new JsonSerializerOptions { WriteIndented = true }) + "\n";
+    }
+
+    private static readonly string[] SidecarKeys = ["width", "height", "channels", "layout", "scale", "mean", "std", "resize"];
+
     /// <summary>The sidecar of a model: "model.json" beside "model.onnx", when it exists.</summary>
     public static string SidecarPath(string modelPath) => Path.ChangeExtension(modelPath, ".json");
 
@@ -101,8 +125,17 @@ public sealed record Preprocessing
         if (!File.Exists(path)) return null;
         try
         {
-            return JsonSerializer.Deserialize<Preprocessing>(File.ReadAllText(path), JsonOptions)
+            string text = File.ReadAllText(path);
+            // A JSON file beside the model that names no preprocessing setting (a report, say) is not a sidecar.
+            if (System.Text.Json.Nodes.JsonNode.Parse(text, documentOptions: new JsonDocumentOptions { CommentHandling = JsonCommentHandling.Skip }) is not System.Text.Json.Nodes.JsonObject o
+                || !SidecarKeys.Any(o.ContainsKey))
+                return null;
+            return JsonSerializer.Deserialize<Preprocessing>(text, JsonOptions)
                 ?? throw new PtqException($"{path}: empty sidecar");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new PtqException($"{path}: cannot read the sidecar ({e.Message})", inner: e);
         }
         catch (JsonException e)
         {

@@ -25,7 +25,7 @@ public static class SampleFolder
     public static List<SampleFile> List(string folder)
     {
         CheckFolder(folder);
-        var all = Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories).Where(IsSample).ToList();
+        var all = Walk(folder).Where(IsSample).ToList();
         bool tensors = all.Any(f => TensorExtensions.Contains(Path.GetExtension(f).ToLowerInvariant()));
         var files = all
             .Where(f => !tensors || TensorExtensions.Contains(Path.GetExtension(f).ToLowerInvariant()))
@@ -50,7 +50,7 @@ public static class SampleFolder
         var files = new List<SampleFile>();
         for (int c = 0; c < classes.Length; c++)
         {
-            files.AddRange(Directory.EnumerateFiles(Path.Combine(folder, classes[c]), "*", SearchOption.AllDirectories)
+            files.AddRange(Walk(Path.Combine(folder, classes[c]))
                 .Where(IsSample).OrderBy(f => f, StringComparer.Ordinal).Select(f => new SampleFile(f, c)));
         }
         if (files.Count == 0)
@@ -66,6 +66,40 @@ public static class SampleFolder
         int start = (int)((long)files.Count * index / count);
         int end = (int)((long)files.Count * (index + 1) / count);
         return files.GetRange(start, end - start);
+    }
+
+    /// <summary>Deepest folder nesting walked; deeper trees are refused rather than walked without end.</summary>
+    public const int MaxDepth = 32;
+
+    /// <summary>
+    /// Every file below a folder. Linked folders are followed once: a folder already visited (by device and inode, so a
+    /// link back up the tree is caught) is skipped, so link loops end.
+    /// </summary>
+    public static List<string> Walk(string folder)
+    {
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        var files = new List<string>();
+        var pending = new Stack<(string Dir, int Depth)>();
+        pending.Push((folder, 0));
+        while (pending.Count > 0)
+        {
+            var (dir, depth) = pending.Pop();
+            if (!seen.Add(Onnx.FileIdentity.Key(dir))) continue;
+            if (depth > MaxDepth) throw new PtqException($"{folder}: folders nest deeper than {MaxDepth} levels");
+            try
+            {
+                foreach (var entry in Directory.EnumerateFileSystemEntries(dir))
+                {
+                    if (Directory.Exists(entry)) pending.Push((entry, depth + 1));
+                    else if (File.Exists(entry)) files.Add(entry);
+                }
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new PtqException($"{dir}: cannot read folder ({e.Message})", inner: e);
+            }
+        }
+        return files;
     }
 
     private static void CheckFolder(string folder)

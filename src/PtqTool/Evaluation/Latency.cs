@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Runtime.Intrinsics.X86;
 using PtqTool.Onnx;
 
 namespace PtqTool.Evaluation;
@@ -29,23 +28,32 @@ public static class Latency
         return Median(times);
     }
 
+    /// <summary>
+    /// Medians of two models on the same batch, timed alternately (a, b, a, b, …) after warm-up, so load on the machine
+    /// and frequency changes fall on both alike.
+    /// </summary>
+    public static (double A, double B) CompareMedians(OrtRunner a, OrtRunner b, FloatTensor batch, int warmup = 3, int runs = 30)
+    {
+        for (int i = 0; i < warmup; i++) { a.Run(batch); b.Run(batch); }
+        var ta = new double[runs];
+        var tb = new double[runs];
+        for (int i = 0; i < runs; i++)
+        {
+            long start = Stopwatch.GetTimestamp();
+            a.Run(batch);
+            ta[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+            start = Stopwatch.GetTimestamp();
+            b.Run(batch);
+            tb[i] = Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        }
+        return (Median(ta), Median(tb));
+    }
+
     public static double Median(double[] values)
     {
         if (values.Length == 0) throw new ArgumentException("no values", nameof(values));
         var sorted = values.Order().ToArray();
         int mid = sorted.Length / 2;
         return sorted.Length % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-    }
-
-    /// <summary>The CPU's integer dot-product instruction sets, which decide whether int8 kernels are fast (and whether u8s8 can saturate).</summary>
-    public static string CpuFeatures()
-    {
-        var f = new List<string>();
-        if (Avx512F.IsSupported) f.Add("AVX-512");
-        if (AvxVnni.IsSupported) f.Add("AVX-VNNI");
-        if (Avx10v1.IsSupported) f.Add("AVX10.1");
-        if (Avx2.IsSupported) f.Add("AVX2");
-        if (f.Count == 0) f.Add(System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture.ToString());
-        return $"{Environment.ProcessorCount} cores, {string.Join(" ", f)}";
     }
 }

@@ -13,48 +13,76 @@ public sealed record OutputComparison(
 
     public static OutputComparison Run(OrtRunner fp32, OrtRunner int8, IEnumerable<SampleBatch> batches, Action<int>? onSamples = null)
     {
-        int n = 0, labelled = 0, fTop1 = 0, qTop1 = 0, fTop5 = 0, qTop5 = 0, agree = 0;
-        double signal = 0, noise = 0, cosine = 0;
+        var comparer = new OutputComparer();
         string output = fp32.OutputNames[0];
         foreach (var batch in batches)
         {
             var f = fp32.Run(batch.Input, [output])[output];
             var q = int8.Run(batch.Input, [output])[output];
-            int k = f.SampleSize;
-            for (int i = 0; i < batch.Labels.Length; i++)
-            {
-                var fr = f.Data.AsSpan(i * k, k);
-                var qr = q.Data.AsSpan(i * k, k);
-                if (ModelScorer.ArgMax(fr) == ModelScorer.ArgMax(qr)) agree++;
-                double dot = 0, ff = 0, qq = 0;
-                for (int j = 0; j < k; j++)
-                {
-                    double e = fr[j] - qr[j];
-                    signal += fr[j] * (double)fr[j];
-                    noise += e * e;
-                    dot += fr[j] * (double)qr[j];
-                    ff += fr[j] * (double)fr[j];
-                    qq += qr[j] * (double)qr[j];
-                }
-                cosine += ff > 0 && qq > 0 ? dot / Math.Sqrt(ff * qq) : (ff == qq ? 1 : 0);
-                int label = batch.Labels[i];
-                if (label >= 0)
-                {
-                    labelled++;
-                    int rf = ModelScorer.RankOf(fr, label), rq = ModelScorer.RankOf(qr, label);
-                    if (rf == 0) fTop1++;
-                    if (rq == 0) qTop1++;
-                    if (rf < 5) fTop5++;
-                    if (rq < 5) qTop5++;
-                }
-                n++;
-            }
-            onSamples?.Invoke(n);
+            comparer.Add(batch.Labels, f, q, batch.Files);
+            onSamples?.Invoke(comparer.Samples);
         }
+        return comparer.Result();
+    }
+}
+
+/// <summary>Running sums behind an <see cref="OutputComparison"/>: add batches of FP32 and quantized outputs as they come, read the result at the end.</summary>
+public sealed class OutputComparer
+{
+    private int _n, _labelled, _fTop1, _qTop1, _fTop5, _qTop5, _agree;
+    private double _signal, _noise, _cosine;
+
+    public int Samples => _n;
+
+    /// <param name="labels">One per sample; negative for unlabelled samples.</param>
+    /// <param name="files">The samples' files, named when an output is not finite (NaN scores would count as hits).</param>
+    public void Add(IReadOnlyList<int> labels, FloatTensor f, FloatTensor q, IReadOnlyList<string>? files = null)
+    {
+        int k = f.SampleSize;
+        for (int i = 0; i < labels.Count; i++)
+        {
+            var fr = f.Data.AsSpan(i * k, k);
+            var qr = q.Data.AsSpan(i * k, k);
+            if (!AllFinite(fr) || !AllFinite(qr))
+                throw new PtqException($"{(files is null ? $"sample {_n}" : files[i])}: the {(AllFinite(fr) ? "quantized" : "FP32")} model's output is NaN or infinite on it; no score can be measured");
+            if (ModelScorer.ArgMax(fr) == ModelScorer.ArgMax(qr)) _agree++;
+            double dot = 0, ff = 0, qq = 0;
+            for (int j = 0; j < k; j++)
+            {
+                double e = fr[j] - qr[j];
+                _noise += e * e;
+                dot += fr[j] * (double)qr[j];
+                ff += fr[j] * (double)fr[j];
+                qq += qr[j] * (double)qr[j];
+            }
+            _signal += ff;
+            _cosine += ff > 0 && qq > 0 ? dot / Math.Sqrt(ff * qq) : (ff == qq ? 1 : 0);
+            int label = labels[i];
+            if (label >= 0)
+            {
+                _labelled++;
+                int rf = ModelScorer.RankOf(fr, label), rq = ModelScorer.RankOf(qr, label);
+                if (rf == 0) _fTop1++;
+                if (rq == 0) _qTop1++;
+                if (rf < 5) _fTop5++;
+                if (rq < 5) _qTop5++;
+            }
+            _n++;
+        }
+    }
+
+    private static bool AllFinite(ReadOnlySpan<float> values)
+    {
+        foreach (float v in values) if (!float.IsFinite(v)) return false;
+        return true;
+    }
+
+    public OutputComparison Result()
+    {
         double Pct(int hits, int of) => of == 0 ? double.NaN : 100.0 * hits / of;
-        return new OutputComparison(n, labelled == n && n > 0,
-            Pct(fTop1, labelled), Pct(qTop1, labelled), Pct(fTop5, labelled), Pct(qTop5, labelled),
-            Pct(agree, n), Sqnr.Decibels(signal, noise), n == 0 ? double.NaN : cosine / n);
+        return new OutputComparison(_n, _labelled == _n && _n > 0,
+            Pct(_fTop1, _labelled), Pct(_qTop1, _labelled), Pct(_fTop5, _labelled), Pct(_qTop5, _labelled),
+            Pct(_agree, _n), Sqnr.Decibels(_signal, _noise), _n == 0 ? double.NaN : _cosine / _n);
     }
 }
 

@@ -13,6 +13,8 @@ public sealed record RunnerOptions
     public GraphOptimizationLevel Optimization { get; init; } = GraphOptimizationLevel.ORT_ENABLE_ALL;
     /// <summary>When set, ONNX Runtime writes the graph it optimized here (used to check QDQ fusion).</summary>
     public string? OptimizedModelPath { get; init; }
+    /// <summary>When set, ONNX Runtime profiles every run into a JSON trace with this path prefix (<see cref="OrtRunner.EndProfiling"/>).</summary>
+    public string? ProfilePrefix { get; init; }
 }
 
 /// <summary>
@@ -54,6 +56,11 @@ public sealed class OrtRunner : IDisposable
             so.InterOpNumThreads = 1;
         }
         if (options.OptimizedModelPath is not null) so.OptimizedModelFilePath = options.OptimizedModelPath;
+        if (options.ProfilePrefix is not null)
+        {
+            so.EnableProfiling = true;
+            so.ProfileOutputPathPrefix = options.ProfilePrefix;
+        }
         try
         {
             return new OrtRunner(open(so), so);
@@ -64,6 +71,9 @@ public sealed class OrtRunner : IDisposable
             throw new PtqException($"{nameForErrors}: ONNX Runtime cannot load the model ({FirstLine(e.Message)})", inner: e);
         }
     }
+
+    /// <summary>Stops profiling and returns the trace file ONNX Runtime wrote.</summary>
+    public string EndProfiling() => _session.EndProfiling();
 
     /// <summary>Input dimensions as the model declares them; -1 marks a symbolic dimension.</summary>
     public int[] InputShape(string name) => _session.InputMetadata[name].Dimensions;

@@ -12,16 +12,24 @@ public static class TensorData
     public static long ElementCount(TensorProto t)
     {
         long n = 1;
-        foreach (long d in t.Dims) n *= d;
+        foreach (long d in t.Dims)
+        {
+            if (d < 0) throw new PtqException($"tensor '{t.Name}': negative dimension {d}");
+            try { n = checked(n * d); }
+            catch (OverflowException) { throw new PtqException($"tensor '{t.Name}': shape [{string.Join(", ", t.Dims)}] has too many elements"); }
+        }
         return n;
     }
 
-    public static int[] Shape(TensorProto t) => t.Dims.Select(d => checked((int)d)).ToArray();
+    public static int[] Shape(TensorProto t) => t.Dims.Select(d => d is >= 0 and <= int.MaxValue ? (int)d
+        : throw new PtqException($"tensor '{t.Name}': dimension {d} is out of range")).ToArray();
 
     /// <summary>Reads any numeric tensor (float, float16, double, int8, uint8, int32, int64, int4, uint4) as float32.</summary>
     public static float[] ToFloats(TensorProto t, string? baseDirectory = null)
     {
-        int n = checked((int)ElementCount(t));
+        long count = ElementCount(t);
+        if (count > Array.MaxLength) throw new PtqException($"tensor '{t.Name}': {count} elements is too many to read");
+        int n = (int)count;
         var result = new float[n];
         byte[]? raw = RawBytes(t, baseDirectory);
         if (raw is not null)
@@ -130,7 +138,11 @@ public static class TensorData
         return t.HasRawData ? t.RawData.ToByteArray() : null;
     }
 
-    public static byte[] ReadExternalBytes(TensorProto t, string baseDirectory)
+    /// <summary>
+    /// The external data file of a tensor, checked the way onnx.checker checks it: a relative location inside the model's
+    /// folder (no absolute path, no ".."), so a model cannot read arbitrary files as tensors.
+    /// </summary>
+    public static (string Path, long Offset, long Length) ExternalLocation(TensorProto t, string baseDirectory)
     {
         string? location = null;
         long offset = 0, length = -1;
@@ -139,24 +151,58 @@ public static class TensorData
             switch (e.Key)
             {
                 case "location": location = e.Value; break;
-                case "offset": offset = long.Parse(e.Value, CultureInfo.InvariantCulture); break;
-                case "length": length = long.Parse(e.Value, CultureInfo.InvariantCulture); break;
+                case "offset":
+                    if (!long.TryParse(e.Value, NumberStyles.None, CultureInfo.InvariantCulture, out offset))
+                        throw new PtqException($"tensor '{t.Name}': external data offset '{e.Value}' is not a non-negative integer");
+                    break;
+                case "length":
+                    if (!long.TryParse(e.Value, NumberStyles.None, CultureInfo.InvariantCulture, out length))
+                        throw new PtqException($"tensor '{t.Name}': external data length '{e.Value}' is not a non-negative integer");
+                    break;
             }
         }
-        if (location is null)
+        if (string.IsNullOrEmpty(location))
             throw new PtqException($"tensor '{t.Name}': external data without a location");
-        string path = Path.Combine(baseDirectory, location);
-        if (!File.Exists(path))
-            throw new PtqException($"{path}: external data file of tensor '{t.Name}' not found");
-        using var stream = File.OpenRead(path);
-        if (length < 0) length = stream.Length - offset;
-        if (offset + length > stream.Length)
-            throw new PtqException($"{path}: external data of tensor '{t.Name}' is truncated (needs {offset + length} bytes, file has {stream.Length})");
-        var buffer = new byte[length];
-        stream.Seek(offset, SeekOrigin.Begin);
-        stream.ReadExactly(buffer);
-        return buffer;
+        if (Path.IsPathRooted(location) || location.Replace('\\', '/').Split('/').Contains(".."))
+            throw new PtqException($"tensor '{t.Name}': external data location '{location}' leaves the model's folder (absolute or with '..'); refusing to read it");
+        return (Path.Combine(baseDirectory, location), offset, length);
     }
+
+    public static byte[] ReadExternalBytes(TensorProto t, string baseDirectory)
+    {
+        var (path, offset, length) = ExternalLocation(t, baseDirectory);
+        if (FileIdentity.KindOf(path) != FileKind.Regular)
+            throw new PtqException($"{path}: external data file of tensor '{t.Name}' not found (or not a regular file)");
+        try
+        {
+            using var stream = File.OpenRead(path);
+            if (length < 0) length = stream.Length - offset;
+            if (offset + length > stream.Length || length < 0)
+                throw new PtqException($"{path}: external data of tensor '{t.Name}' is truncated (needs {offset + length} bytes, file has {stream.Length})");
+            long expected = ElementCount(t) * ElementSize(t.DataType);
+            if (expected >= 0 && length != expected && t.DataType is not (ElementType.Int4 or ElementType.UInt4))
+                throw new PtqException($"{path}: external data of tensor '{t.Name}' has {length} bytes, its shape needs {expected}");
+            if (length > Array.MaxLength) throw new PtqException($"{path}: tensor '{t.Name}' is too large ({length} bytes)");
+            var buffer = new byte[length];
+            stream.Seek(offset, SeekOrigin.Begin);
+            stream.ReadExactly(buffer);
+            return buffer;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new PtqException($"{path}: cannot read external data of tensor '{t.Name}' ({e.Message})", inner: e);
+        }
+    }
+
+    /// <summary>Bytes per element of the numeric types, -1 for others.</summary>
+    public static long ElementSize(int type) => type switch
+    {
+        ElementType.Float or ElementType.Int32 => 4,
+        ElementType.Double or ElementType.Int64 => 8,
+        ElementType.Float16 => 2,
+        ElementType.Int8 or ElementType.UInt8 or ElementType.Bool => 1,
+        _ => -1,
+    };
 
     private static void DecodeRaw(byte[] raw, int type, float[] result, string name)
     {

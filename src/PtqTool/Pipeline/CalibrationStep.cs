@@ -14,6 +14,7 @@ public static class CalibrationStep
             var missing = model.Plan.StatsTensors.Where(t => !merged.Tensors.ContainsKey(t)).ToList();
             if (missing.Count > 0)
                 throw new PtqException($"{request.StatsPaths[0]}: lacks statistics for {missing.Count} tensor(s), e.g. '{missing[0]}' (calibrated with other --exclude or activation options?)");
+            CheckFinite(merged, request.StatsPaths[0]);
             return (merged, $"{request.StatsPaths.Count} statistics file(s)");
         }
         ActivationStatistics Collect(IEnumerable<SampleBatch> batches) =>
@@ -22,7 +23,9 @@ public static class CalibrationStep
         if (request.Synthetic is not null)
         {
             var samples = SyntheticSamples(model, request, progress);
-            return (Collect(Batches(samples, request.Batch)), $"{request.Synthetic} ({samples.Batch} synthetic samples)");
+            var synthetic = Collect(Batches(samples, request.Batch));
+            CheckFinite(synthetic, $"--synthetic {request.Synthetic}");
+            return (synthetic, $"{request.Synthetic} ({samples.Batch} synthetic samples)");
         }
         if (request.CalibDir is null)
             throw new PtqException("no calibration data: give --calib DIR, --stats FILE or --synthetic zeroq|gaussian");
@@ -36,10 +39,19 @@ public static class CalibrationStep
         var stats = Collect(reader.Read(progress.Report));
         progress.Finish();
         stats.Skipped = reader.Skipped;
-        foreach (var w in reader.Warnings.Take(5)) progress.Message($"warning: skipped {w}");
-        if (reader.Skipped > 5) progress.Message($"warning: skipped {reader.Skipped} files in all");
+        foreach (var w in reader.Warnings.Take(5)) progress.Warn($"warning: skipped {w}");
+        if (reader.Skipped > 5) progress.Warn($"warning: skipped {reader.Skipped} files in all");
         if (stats.Samples == 0) throw new PtqException($"{request.CalibDir}: no sample could be read ({reader.Skipped} skipped)");
+        CheckFinite(stats, request.CalibDir);
         return (stats, $"{request.CalibDir}{(request.Shard is (int i, int n) ? $" shard {i}/{n}" : "")}");
+    }
+
+    /// <summary>NaN or infinite activations mean the FP32 model breaks on this data: no scale chosen from them would mean anything.</summary>
+    public static void CheckFinite(ActivationStatistics stats, string source)
+    {
+        var bad = stats.Tensors.Where(kv => kv.Value.NonFinite > 0).OrderBy(kv => kv.Key, StringComparer.Ordinal).ToList();
+        if (bad.Count > 0)
+            throw new PtqException($"{source}: tensor '{bad[0].Key}' took {bad[0].Value.NonFinite} NaN/Inf value(s) during calibration ({bad.Count} tensor(s) in all): the FP32 model overflows on this data");
     }
 
     /// <summary>The synthetic calibration batch: ZeroQ-distilled, or plain N(0,1) in the model's input space.</summary>
@@ -72,15 +84,9 @@ public static class CalibrationStep
 
     public static ActivationStatistics LoadMerged(IReadOnlyList<string> paths, string expectedSha256)
     {
-        ActivationStatistics? merged = null;
-        foreach (var path in paths)
-        {
-            var s = ActivationStatistics.Load(path);
-            if (s.ModelSha256 != expectedSha256)
-                throw new PtqException($"{path}: statistics are of a different model file (sha256 differs)");
-            if (merged is null) merged = s;
-            else merged.Merge(s, path);
-        }
-        return merged ?? throw new PtqException("--stats: no files given");
+        var merged = ActivationStatistics.MergeShards(paths);
+        if (merged.ModelSha256 != expectedSha256)
+            throw new PtqException($"{paths[0]}: statistics are of a different model file (sha256 of the model and its external data differs)");
+        return merged;
     }
 }

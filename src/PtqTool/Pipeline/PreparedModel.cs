@@ -21,14 +21,23 @@ public sealed class PreparedModel
     public required Preprocessing Preprocessing { get; init; }
     public required int[] SampleShape { get; init; }
     public required string Sha256 { get; init; }
+    /// <summary>External data files the model reads (inputs that no output may overwrite).</summary>
+    public required IReadOnlyList<string> ExternalDataFiles { get; init; }
+    /// <summary>The first output's name and declared shape (−1 for symbolic dimensions): what evaluation scores.</summary>
+    public required string OutputName { get; init; }
+    public required int[] OutputShape { get; init; }
 
     public static PreparedModel Prepare(QuantizeRequest request, Action<string> warn)
     {
         var original = OnnxGraph.Load(request.ModelPath);
+        ModelChecks.NotQuantized(original, request.ModelPath);
+        var external = ModelChecks.ExternalDataFiles(original);
+        ModelChecks.FiniteWeights(original, request.ModelPath);
+        ExclusionCheck.Verify(original, request.Options.Exclude);
         long opset = original.OpsetVersion();
         if (opset < 10)
             throw new PtqException($"{request.ModelPath}: opset {opset} has no QuantizeLinear/DequantizeLinear (needs opset 10 or later)");
-        var options = request.Options;
+        var options = request.Options.ForTarget();
         if (opset < 13 && options.PerChannelWeights)
         {
             warn($"warning: {request.ModelPath}: opset {opset} < 13 has no per-channel DequantizeLinear; using per-tensor weights");
@@ -36,9 +45,14 @@ public sealed class PreparedModel
         }
         if (options.Loss == "entropy" && options.ActivationBits < 8)
             warn($"warning: entropy calibration is built for 8-bit activations; at {options.ActivationBits} bits its KL search clips almost everything (see docs/results.md): prefer msqe or qsin");
-        int[] declared;
+        int[] declared, outputShape;
+        string outputName;
         using (var runner = OrtRunner.FromModel(InlineCopy(original), nameForErrors: request.ModelPath))
+        {
             declared = ModelInput.Of(runner, request.ModelPath).DeclaredShape;
+            outputName = runner.OutputNames[0];
+            outputShape = runner.OutputShape(outputName);
+        }
         var input = new ModelInput(original.DataInputs().First().Name, declared);
         var preprocessing = PreprocessingResolver.Resolve(request.ModelPath, declared, request.Preprocessing);
 
@@ -58,7 +72,10 @@ public sealed class PreparedModel
         {
             Path = request.ModelPath, Original = original, Folded = folded, FoldedBatchNorms = bn, Plan = plan, Options = options,
             Preprocessing = preprocessing, SampleShape = input.SampleShape(preprocessing, request.ModelPath),
-            Sha256 = ActivationStatistics.Digest(request.ModelPath),
+            Sha256 = ModelChecks.Digest(request.ModelPath, external),
+            ExternalDataFiles = external,
+            OutputName = outputName,
+            OutputShape = outputShape,
         };
     }
 

@@ -1,50 +1,77 @@
-using PtqTool.Calibration;
+using Microsoft.ML.OnnxRuntime;
 using PtqTool.Data;
 using PtqTool.Evaluation;
+using PtqTool.Kernels;
 using PtqTool.Onnx;
 using PtqTool.Reports;
 using PtqTool.Rewrite;
 
 namespace PtqTool.Pipeline;
 
-/// <summary>`ptq quantize` end to end: prepare → calibrate (or load stats) → choose scales → rewrite → save → evaluate → report.</summary>
+/// <summary>
+/// `ptq quantize` end to end: prepare → calibrate (or load stats) → choose scales → rewrite → check saturation for the
+/// target → evaluate (FP32, this CPU's fused integer kernels, exact QDQ semantics) → save the model → report.
+/// </summary>
 public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progress)
 {
     /// <summary>How many evaluation batches the per-layer SQNR uses.</summary>
     public const int LayerBatches = 2;
-    /// <summary>Samples compared when there is no --eval folder (taken from the calibration folder).</summary>
-    public const int UnlabelledFallbackSamples = 256;
 
     public QuantizationReport Run()
     {
         request.Validated();
-        var model = PreparedModel.Prepare(request, progress.Message);
+        var model = PreparedModel.Prepare(request, progress.Warn);
+        string output = request.ResolvedOutputPath;
+        // The quantized model's sidecar (ptq eval reads it); a report asked for at that very path wins.
+        string? sidecar = Preprocessing.SidecarPath(output);
+        if (request.ReportPaths.Any(r => Onnx.FileIdentity.Same(r, sidecar)))
+        {
+            progress.Warn($"note: the report {sidecar} takes the place of the quantized model's preprocessing sidecar; give ptq eval the preprocessing flags");
+            sidecar = null;
+        }
+        CheckPaths(model, output, sidecar);
+        // Everything the evaluation needs is checked now, before the calibration work.
+        var evaluationSet = EvaluationSet.Resolve(request, model);
         var (stats, calibrationSource) = CalibrationStep.Run(model, request, progress);
         var parameters = ActivationParameters.Choose(model.Plan, stats, model.Options);
         var means = stats.Channels.ToDictionary(kv => kv.Key, kv => kv.Value.Means, StringComparer.Ordinal);
         var summary = QdqRewriter.Apply(model.Folded, model.Plan, parameters, model.Options, means);
         var quantized = model.Folded.Model;
+        var target = new TargetSummary(model.Options.Target, model.Options.Guard, CpuInfo.This);
+        ModelMetadata.Write(quantized, target, model.Options, summary);
 
-        // Load the result in ONNX Runtime before anything is written: a model it rejects is never saved.
-        string output = request.ResolvedOutputPath;
-        using var int8 = OrtRunner.FromModel(quantized, new RunnerOptions { Threads = request.Threads }, "quantized model");
-        OnnxModelFile.Save(quantized, output);
+        // What ONNX Runtime builds from the QDQ graph here, and whether the target's kernels could saturate on it.
+        var optimized = FusedOps.OptimizedGraph(quantized, "quantized model");
+        var saturation = SaturationCheck.Run(quantized, optimized, target.Target);
+        var nativeSaturation = target.OnTarget ? saturation : SaturationCheck.Run(quantized, optimized, target.Native);
+        if (saturation.CanSaturate)
+            progress.Warn($"warning: {saturation.Summary}; the accuracy measured here does not hold on {KernelTargets.Name(target.Target)} (use the target's own --saturation-guard)");
+
+        var runnerOptions = new RunnerOptions { Threads = request.Threads };
+        using var int8 = OrtRunner.FromModel(quantized, runnerOptions, "quantized model");
         var original = model.OriginalForRuntime();
-        using var fp32 = OrtRunner.FromModel(original, new RunnerOptions { Threads = request.Threads }, request.ModelPath);
+        using var fp32 = OrtRunner.FromModel(original, runnerOptions, request.ModelPath);
 
-        var (evaluation, total, evalSource) = EvaluationBatches(model);
         var batches = new List<SampleBatch>();
-        progress.Start("evaluating", total);
-        var comparison = OutputComparison.Run(fp32, int8, Keep(evaluation, batches, LayerBatches), progress.Report);
+        progress.Start("evaluating", evaluationSet.Total);
+        OutputComparison fused, semantic;
+        // The unfused session goes before the latency timing below, so its threads do not compete with it.
+        using (var exact = OrtRunner.FromModel(quantized, runnerOptions with { Optimization = GraphOptimizationLevel.ORT_DISABLE_ALL }, "quantized model"))
+            (fused, semantic) = Compare(fp32, int8, exact, Keep(evaluationSet.Batches(), batches, LayerBatches));
         progress.Finish();
-        if (comparison.Samples == 0) throw new PtqException($"{evalSource}: no sample could be read");
+        int evalSkipped = evaluationSet.Reader?.Skipped ?? 0;
+        foreach (var w in evaluationSet.Reader?.Warnings.Take(5) ?? []) progress.Warn($"warning: skipped {w}");
+        if (fused.Samples == 0) throw new PtqException($"{evaluationSet.Source}: no sample could be read ({evalSkipped} skipped)");
 
         var layers = LayerErrors.Measure(original, quantized, model.Plan.QdqTensors, QdqRewriter.DequantizedName,
-            t => (parameters[t].Scale, parameters[t].ZeroPoint), batches, new RunnerOptions { Threads = request.Threads });
+            t => (parameters[t].Scale, parameters[t].ZeroPoint), batches, runnerOptions);
         var latencyBatch = batches[0].Input;
-        double fp32Ms = Latency.MeanMilliseconds(fp32, latencyBatch);
-        double int8Ms = Latency.MeanMilliseconds(int8, latencyBatch);
+        var (fp32Ms, int8Ms) = Latency.CompareMedians(fp32, int8, latencyBatch);
 
+        // Nothing is written until here: the model, its sidecar and the reports are staged and renamed together.
+        using var outputs = AtomicFile.Begin();
+        OnnxModelFile.Save(quantized, output);
+        if (sidecar is not null) AtomicFile.WriteAllText(sidecar, model.Preprocessing.SidecarJson(request.ModelPath));
         var report = new QuantizationReport
         {
             InputModel = request.ModelPath,
@@ -57,48 +84,56 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
             FoldedBatchNorms = model.FoldedBatchNorms,
             Rewrite = summary,
             FloatOps = model.Plan.FloatOps,
-            EvaluationSource = evalSource,
-            Outputs = comparison,
+            EvaluationSource = evaluationSet.Source,
+            EvaluationSkipped = evalSkipped,
+            Outputs = fused,
+            ExactOutputs = semantic,
             Layers = layers,
             Fp32Bytes = new FileInfo(request.ModelPath).Length,
-            Int8Bytes = new FileInfo(output).Length,
+            Int8Bytes = quantized.CalculateSize(),
             LatencyBatch = latencyBatch.Batch,
             Fp32LatencyMs = fp32Ms,
             Int8LatencyMs = int8Ms,
-            Cpu = Latency.CpuFeatures(),
-            OnnxRuntimeOps = FusedOps.Count(output),
+            Target = target,
+            Saturation = saturation,
+            NativeSaturation = nativeSaturation,
+            OnnxRuntimeOps = FusedOps.Count(optimized),
             MaxDrop = request.MaxDrop,
         };
         foreach (var path in request.ReportPaths) ReportWriters.Write(report, path);
+        outputs.Commit();
         return report;
     }
 
-    private (IEnumerable<SampleBatch> Batches, int Total, string Source) EvaluationBatches(PreparedModel model)
+    /// <summary>Every output differs from every input and from each other, and can be written: checked before any work.</summary>
+    private void CheckPaths(PreparedModel model, string output, string? sidecar)
     {
-        if (request.EvalDir is null && request.CalibDir is null && request.Synthetic is not null)
+        var check = new IoCheck()
+            .Input(request.ModelPath, "input model")
+            .Input(Preprocessing.SidecarPath(request.ModelPath), "input model's sidecar", optional: true);
+        foreach (var f in model.ExternalDataFiles) check.Input(f, "input model's external data");
+        foreach (var s in request.StatsPaths) check.Input(s, "statistics file");
+        check.InputFolder(request.CalibDir, "calibration folder").InputFolder(request.EvalDir, "evaluation folder");
+        check.Output(output, "output model (--out)").Output(sidecar, "output model's sidecar");
+        if (model.ExternalDataFiles.Count > 0) check.Output(output + ".data", "output model's external data");
+        foreach (var r in request.ReportPaths) check.Output(r, "report (--report)");
+        check.Verify();
+    }
+
+    /// <summary>One pass over the evaluation data: FP32 against this CPU's fused integer kernels and against exact QDQ semantics.</summary>
+    private (OutputComparison Fused, OutputComparison Exact) Compare(OrtRunner fp32, OrtRunner int8, OrtRunner exact, IEnumerable<SampleBatch> batches)
+    {
+        var fused = new OutputComparer();
+        var semantic = new OutputComparer();
+        string output = fp32.OutputNames[0];
+        foreach (var batch in batches)
         {
-            // Data-free: compare the two models on fresh N(0,1) inputs (no labels to score).
-            var samples = new FloatTensor(Distill.ZeroQDistiller.Gaussian(request.Distill.Count * FloatTensor.Count(model.SampleShape), request.Distill.Seed + 1),
-                [request.Distill.Count, .. model.SampleShape]);
-            return (CalibrationStep.Batches(samples, request.Batch), samples.Batch, "N(0,1) inputs (no --eval given, unlabelled)");
+            var f = fp32.Run(batch.Input, [output])[output];
+            fused.Add(batch.Labels, f, int8.Run(batch.Input, [output])[output], batch.Files);
+            semantic.Add(batch.Labels, f, exact.Run(batch.Input, [output])[output], batch.Files);
+            progress.Report(fused.Samples);
         }
-        List<SampleFile> files;
-        string source;
-        if (request.EvalDir is string dir)
-        {
-            bool labelled = Directory.Exists(dir) && Directory.GetDirectories(dir).Length > 0;
-            files = labelled ? SampleFolder.ListLabelled(dir).Files : SampleFolder.List(dir);
-            if (request.EvalLimit is int n) files = Subset.Spread(files, n);
-            source = labelled ? $"{dir} (labelled)" : $"{dir} (unlabelled)";
-        }
-        else if (request.CalibDir is not null)
-        {
-            files = Subset.Spread(SampleFolder.List(request.CalibDir), request.EvalLimit ?? UnlabelledFallbackSamples);
-            source = $"{request.CalibDir} (calibration images, unlabelled)";
-        }
-        else throw new PtqException("no evaluation data: give --eval DIR (with --stats there are no calibration images to compare on)");
-        var reader = new BatchReader(files, model.Preprocessing, model.SampleShape, request.Batch) { Strict = request.Strict };
-        return (reader.Read(), files.Count, source);
+        return (fused.Result(), semantic.Result());
     }
 
     /// <summary>Passes batches through while keeping the first few for the per-layer comparison and latency.</summary>

@@ -28,15 +28,27 @@ public sealed record QuantizeRequest
 
     public string ResolvedOutputPath => OutputPath ?? Path.ChangeExtension(ModelPath, null) + (Options.WeightBits == 8 && Options.ActivationBits == 8 ? ".int8.onnx" : $".w{Options.WeightBits}a{Options.ActivationBits}.onnx");
 
+    /// <summary>Largest --batch: one batch of a 3×224×224 model is already 600 MB at this size.</summary>
+    public const int MaxBatch = 1024;
+
+    /// <summary>Refuses --calib together with --stats or --synthetic: which one calibrates would otherwise be a silent choice.</summary>
+    public QuantizeRequest CheckSingleCalibrationSource()
+    {
+        var given = new[] { (CalibDir is not null, "--calib"), (StatsPaths.Count > 0, "--stats"), (Synthetic is not null, "--synthetic") }.Where(g => g.Item1).Select(g => g.Item2).ToList();
+        if (given.Count > 1) throw new PtqException($"{string.Join(" and ", given)} both give calibration data; give one");
+        return this;
+    }
+
     public QuantizeRequest Validated()
     {
         Options.Validated();
-        if (Batch < 1) throw new PtqException($"--batch: {Batch} must be at least 1");
+        if (Batch is < 1 or > MaxBatch) throw new PtqException($"--batch: {Batch} must be in 1..{MaxBatch}");
         if (Limit is < 1) throw new PtqException($"--limit: {Limit} must be at least 1");
         if (EvalLimit is < 1) throw new PtqException($"--eval-limit: {EvalLimit} must be at least 1");
         if (Synthetic is not (null or "zeroq" or "gaussian")) throw new PtqException($"--synthetic: '{Synthetic}' is not zeroq or gaussian");
         if (Synthetic is not null) Distill.Validated();
-        if (Threads < 0) throw new PtqException($"--threads: {Threads} must be 0 (automatic) or more");
+        if (Threads < 0 || Threads > Environment.ProcessorCount)
+            throw new PtqException($"--threads: {Threads} must be 0 (automatic) to {Environment.ProcessorCount} (this machine's cores)");
         if (MaxDrop is double m && (m < 0 || !double.IsFinite(m))) throw new PtqException($"--max-drop: {m} must be a non-negative number of points");
         foreach (var r in ReportPaths)
             if (Path.GetExtension(r).ToLowerInvariant() is not (".json" or ".md" or ".markdown"))

@@ -22,7 +22,7 @@ public static class SensitivityJob
         var request = template.Validated();
         if (request.EvalDir is null && request.CalibDir is null && request.Synthetic is null)
             throw new PtqException("sensitivity needs data to compare on: give --eval DIR (or --calib DIR)");
-        var prepared = PreparedModel.Prepare(request, progress.Message);
+        var prepared = PreparedModel.Prepare(request, progress.Warn);
         var nodes = prepared.Plan.QuantizedNodes.Where(n => n.Name.Length > 0).ToList();
         // Keeping a node in float can give its neighbours tensors of their own to calibrate: one calibration pass
         // collects what every leave-one-out plan needs (this plan object serves only the calibration below).

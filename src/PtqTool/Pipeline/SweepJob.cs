@@ -47,7 +47,7 @@ public static class SweepJob
                 Synthetic = calibration == "real" ? null : calibration,
                 Distill = template.Distill with { Seed = seed },
             };
-            using var runs = new CalibratedRuns(PreparedModel.Prepare(request.Validated(), progress.Message), request, progress);
+            using var runs = new CalibratedRuns(PreparedModel.Prepare(request.Validated(), progress.Warn), request, progress);
             foreach (var config in configs)
                 foreach (var loss in losses)
                 {

@@ -1,6 +1,8 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using PtqTool.Evaluation;
+using PtqTool.Kernels;
 using PtqTool.Onnx;
 
 namespace PtqTool.Reports;
@@ -8,7 +10,7 @@ namespace PtqTool.Reports;
 /// <summary>Renders a <see cref="QuantizationReport"/> as JSON, Markdown or a console table.</summary>
 public static class ReportWriters
 {
-    public const string Schema = "ptq-report/1";
+    public const string Schema = "ptq-report/2";
 
     /// <summary>Writes by extension: .json or .md (anything else is an error).</summary>
     public static void Write(QuantizationReport report, string path)
@@ -46,6 +48,8 @@ public static class ReportWriters
             w.WriteNumber("weight_bits", r.Options.WeightBits);
             w.WriteBoolean("per_channel_weights", r.Options.PerChannelWeights);
             w.WriteBoolean("bias_correction", r.Options.BiasCorrection);
+            w.WriteString("target", KernelTargets.Name(r.Target.Target));
+            w.WriteString("saturation_guard", SaturationGuards.Name(r.Target.Guard));
             w.WriteStartArray("exclude");
             foreach (var e in r.Options.Exclude) w.WriteStringValue(e);
             w.WriteEndArray();
@@ -64,30 +68,43 @@ public static class ReportWriters
             w.WriteNumber("quantized_biases", r.Rewrite.QuantizedBiases);
             w.WriteNumber("corrected_biases", r.Rewrite.CorrectedBiases);
             w.WriteNumber("raised_weight_scales", r.Rewrite.RaisedWeightScales);
+            w.WriteNumber("bounded_weight_pairs", r.Rewrite.BoundedWeightPairs);
             w.WriteString("weight_storage", r.Rewrite.WeightStorage);
             w.WriteString("activation_storage", r.Rewrite.ActivationStorage);
             WriteCounts(w, "float_ops", r.FloatOps);
             WriteCounts(w, "onnxruntime_ops", r.OnnxRuntimeOps);
             w.WriteEndObject();
+            w.WriteStartObject("target");
+            w.WriteString("name", KernelTargets.Name(r.Target.Target));
+            w.WriteString("saturation_guard", SaturationGuards.Name(r.Target.Guard));
+            w.WriteString("measured_on", r.Target.MeasuredOn.Describe());
+            w.WriteString("measured_kernels", KernelTargets.Name(r.Target.Native));
+            w.WriteBoolean("measured_on_target", r.Target.OnTarget);
+            w.WriteEndObject();
             w.WriteStartObject("evaluation");
             w.WriteString("source", r.EvaluationSource);
-            w.WriteNumber("samples", r.Outputs.Samples);
-            w.WriteBoolean("labelled", r.Outputs.Labelled);
-            Number(w, "fp32_top1", r.Outputs.Fp32Top1);
-            Number(w, "int8_top1", r.Outputs.Int8Top1);
-            Number(w, "top1_drop", r.Outputs.Labelled ? r.Outputs.Top1Drop : double.NaN);
-            Number(w, "fp32_top5", r.Outputs.Fp32Top5);
-            Number(w, "int8_top5", r.Outputs.Int8Top5);
-            Number(w, "top1_agreement", r.Outputs.Agreement);
-            Number(w, "output_sqnr_db", r.Outputs.SqnrDb);
-            Number(w, "output_cosine", r.Outputs.Cosine);
+            w.WriteNumber("skipped", r.EvaluationSkipped);
+            w.WriteString("kernels", $"this CPU's fused integer kernels ({KernelTargets.Name(r.Target.Native)})");
+            WriteComparison(w, r.Outputs);
             w.WriteEndObject();
+            w.WriteStartObject("evaluation_exact");
+            w.WriteString("kernels", "exact QDQ semantics (ONNX Runtime with graph optimizations disabled)");
+            WriteComparison(w, r.ExactOutputs);
+            w.WriteEndObject();
+            var gap = r.KernelGap;
+            w.WriteStartObject("kernel_gap");
+            Number(w, "top1", gap.Top1);
+            Number(w, "output_sqnr_db", gap.SqnrDb);
+            w.WriteString("cause", gap.Cause);
+            w.WriteEndObject();
+            WriteSaturation(w, "saturation", r.Saturation);
+            if (!ReferenceEquals(r.Saturation, r.NativeSaturation)) WriteSaturation(w, "saturation_measuring_cpu", r.NativeSaturation);
             w.WriteStartObject("latency");
             w.WriteNumber("batch", r.LatencyBatch);
             Number(w, "fp32_ms", r.Fp32LatencyMs);
             Number(w, "int8_ms", r.Int8LatencyMs);
             Number(w, "speedup", r.Fp32LatencyMs / r.Int8LatencyMs);
-            w.WriteString("cpu", r.Cpu);
+            w.WriteString("cpu", r.Target.MeasuredOn.Describe());
             w.WriteEndObject();
             w.WriteStartArray("layers");
             foreach (var l in r.Layers)
@@ -104,6 +121,7 @@ public static class ReportWriters
             w.WriteStartObject("gate");
             if (r.MaxDrop is double m) w.WriteNumber("max_drop", m); else w.WriteNull("max_drop");
             Number(w, "value", r.GateValue);
+            w.WriteString("basis", r.GateBasis);
             w.WriteBoolean("passed", r.GatePassed);
             w.WriteEndObject();
             w.WriteEndObject();
@@ -118,12 +136,23 @@ public static class ReportWriters
         w.AppendLine();
         w.AppendLine($"Loss **{r.Options.Loss}**, {Describe(r)}. Calibration: {r.CalibrationSource}, {r.CalibrationSamples} samples ({r.CalibrationSkipped} skipped).");
         w.AppendLine();
-        w.AppendLine("| | FP32 | INT8 | change |");
+        w.AppendLine($"Target **{KernelTargets.Name(r.Target.Target)}** (saturation guard {SaturationGuards.Name(r.Target.Guard)}); measured on {r.Target.MeasuredOn.Describe()}.");
+        w.AppendLine();
+        w.AppendLine("| | FP32 | INT8, this CPU's kernels | INT8, exact QDQ |");
         w.AppendLine("|---|---:|---:|---:|");
-        foreach (var line in Rows(r)) w.AppendLine($"| {line.Label} | {line.Fp32} | {line.Int8} | {line.Change} |");
+        foreach (var line in Rows(r)) w.AppendLine($"| {line.Label} | {line.Fp32} | {line.Int8} | {line.Exact} |");
+        w.AppendLine();
+        foreach (var note in Notes(r)) w.AppendLine($"- {note}");
         w.AppendLine();
         if (r.MaxDrop is double m)
-            w.AppendLine($"Gate: {(r.Outputs.Labelled ? "top-1 drop" : "100 − agreement")} {Format.F(r.GateValue)} pt vs max {Format.F(m)} pt: **{(r.GatePassed ? "passed" : "FAILED")}**.");
+            w.AppendLine($"Gate: {GateName(r)} {Format.F(r.GateValue)} pt vs max {Format.F(m)} pt on {r.GateBasis}: **{(r.GatePassed ? "passed" : "FAILED")}**.");
+        w.AppendLine();
+        w.AppendLine($"Saturation check ({KernelTargets.Name(r.Saturation.Target)}, {r.Saturation.Method}):");
+        w.AppendLine();
+        w.AppendLine("| node | kernel | activation codes | channels | can saturate | worst pair |");
+        w.AppendLine("|---|---|---:|---:|---:|---:|");
+        foreach (var l in r.Saturation.Layers)
+            w.AppendLine($"| `{l.Node}` | {l.Kernel} | {l.ActivationType} [{l.ActivationCodes.Lo}, {l.ActivationCodes.Hi}] | {l.Verdict.Channels} | {l.Verdict.OverflowingChannels} | {PairText(l.Verdict)} |");
         w.AppendLine();
         w.AppendLine("| tensor | producer | SQNR (dB) | scale | zero point |");
         w.AppendLine("|---|---|---:|---:|---:|");
@@ -139,38 +168,132 @@ public static class ReportWriters
         var w = new StringBuilder();
         w.AppendLine($"{r.InputModel} -> {r.OutputModel}");
         w.AppendLine($"  loss {r.Options.Loss}; {Describe(r)}");
+        w.AppendLine($"  target {KernelTargets.Name(r.Target.Target)} (saturation guard {SaturationGuards.Name(r.Target.Guard)}); measured on {r.Target.MeasuredOn.Describe()}");
         w.AppendLine($"  calibration: {r.CalibrationSource}, {r.CalibrationSamples} samples ({r.CalibrationSkipped} skipped), {r.ObservedTensors} tensors observed");
-        w.AppendLine($"  evaluation: {r.EvaluationSource}, {r.Outputs.Samples} samples");
+        w.AppendLine($"  evaluation: {r.EvaluationSource}, {r.Outputs.Samples} samples{(r.EvaluationSkipped > 0 ? $" ({r.EvaluationSkipped} unreadable, skipped)" : "")}");
         w.AppendLine();
-        w.AppendLine($"  {"",-26}{"FP32",12}{"INT8",12}{"change",16}");
-        foreach (var line in Rows(r)) w.AppendLine($"  {line.Label,-26}{line.Fp32,12}{line.Int8,12}{line.Change,16}");
+        w.AppendLine($"  {"",-24}{"FP32",12}{"INT8 this CPU",27}{"INT8 exact QDQ",18}");
+        foreach (var line in Rows(r)) w.AppendLine($"  {line.Label,-24}{line.Fp32,12}{line.Int8,27}{line.Exact,18}");
         w.AppendLine();
+        foreach (var note in Notes(r)) w.AppendLine($"  {note}");
         w.AppendLine($"  ONNX Runtime kernels: {string.Join(", ", r.OnnxRuntimeOps.Where(kv => kv.Key.StartsWith("QLinear", StringComparison.Ordinal) || kv.Key.StartsWith("QGemm", StringComparison.Ordinal) || kv.Key.Contains("Integer", StringComparison.Ordinal)).Select(kv => $"{kv.Key} {kv.Value}").DefaultIfEmpty("none fused"))}");
         if (r.FloatOps.Count > 0) w.AppendLine($"  kept in float: {string.Join(", ", r.FloatOps.Select(kv => $"{kv.Key} {kv.Value}"))}");
         w.AppendLine($"  worst layers (SQNR vs FP32, dB):");
         foreach (var l in r.Layers.Take(worstLayers)) w.AppendLine($"    {Format.F(l.SqnrDb, 1),6}  {l.Tensor}  ({l.Producer})");
         if (r.MaxDrop is double m)
-            w.AppendLine($"  gate: {(r.Outputs.Labelled ? "top-1 drop" : "100 - agreement")} {Format.F(r.GateValue)} pt, max {Format.F(m)} pt: {(r.GatePassed ? "passed" : "FAILED")}");
+            w.AppendLine($"  gate: {GateName(r)} {Format.F(r.GateValue)} pt, max {Format.F(m)} pt, on {r.GateBasis}: {(r.GatePassed ? "passed" : "FAILED")}");
         return w.ToString();
     }
 
+    /// <summary>`ptq check`'s table: one row per integer kernel, then the verdict.</summary>
+    public static string SaturationText(SaturationReport s, string model, string? recordedTarget)
+    {
+        var w = new StringBuilder();
+        w.AppendLine($"{model}: saturation check for {KernelTargets.Name(s.Target)}{(recordedTarget is null ? "" : $" (quantized by ptq for {recordedTarget})")}");
+        w.AppendLine($"  method: {s.Method}");
+        if (s.Layers.Count == 0)
+        {
+            w.AppendLine("  ONNX Runtime builds no integer kernel from this model: nothing to check");
+            return w.ToString();
+        }
+        int width = Math.Min(60, s.Layers.Max(l => l.Node.Length));
+        w.AppendLine($"  {"node".PadRight(width)}  {"kernel",-14}{"activation codes",-22}{"channels",9}{"saturate",10}  worst pair");
+        foreach (var l in s.Layers)
+        {
+            string node = l.Node.Length > width ? "…" + l.Node[^(width - 1)..] : l.Node.PadRight(width);
+            w.AppendLine($"  {node}  {l.Kernel,-14}{$"{l.ActivationType} [{l.ActivationCodes.Lo}, {l.ActivationCodes.Hi}]",-22}{l.Verdict.Channels,9}{l.Verdict.OverflowingChannels,10}  {PairText(l.Verdict)}");
+        }
+        w.AppendLine($"  {s.Summary}");
+        return w.ToString();
+    }
+
+    public static string GateName(QuantizationReport r) => r.GateOutputs.Labelled ? "top-1 drop" : "100 - agreement";
+
+    /// <summary>What the reader must know to trust the numbers: the saturation verdicts, where the accuracy holds, the kernel gap.</summary>
+    private static IEnumerable<string> Notes(QuantizationReport r)
+    {
+        yield return $"saturation check: {r.Saturation.Summary} ({r.Saturation.Method})";
+        if (!r.Target.OnTarget)
+        {
+            yield return $"this CPU runs {KernelTargets.Name(r.Target.Native)} kernels, not {KernelTargets.Name(r.Target.Target)}: its INT8 accuracy holds for this machine; "
+                + (r.Saturation.CanSaturate
+                    ? $"the target's kernels can saturate, so no accuracy measured here holds for {KernelTargets.Name(r.Target.Target)}"
+                    : $"{KernelTargets.Name(r.Target.Target)} reproduces the exact QDQ column, since none of its kernels can saturate");
+            if (r.NativeSaturation.CanSaturate) yield return $"on this CPU: {r.NativeSaturation.Summary}";
+        }
+        var gap = r.KernelGap;
+        if (gap.Cause.StartsWith("none", StringComparison.Ordinal)) yield break;
+        yield return $"gap between this CPU's kernels and exact QDQ: {Format.Signed(gap.Top1)} pt {(r.Outputs.Labelled ? "top-1" : "agreement")}, {Format.Signed(gap.SqnrDb, 1)} dB SQNR; cause: {gap.Cause}";
+    }
+
+    private static string PairText(LayerSaturation v) =>
+        !v.PairsInKernel ? "no 16-bit pairs" : $"{v.WorstLow}..{v.WorstHigh}{(v.CanSaturate ? $" (over by {v.WorstExcess})" : "")}";
+
     private static string Describe(QuantizationReport r) =>
         $"activations {r.Rewrite.ActivationStorage} {(r.Options.SymmetricActivations ? "symmetric" : "asymmetric")} per-tensor; " +
-        $"weights {r.Rewrite.WeightStorage} symmetric {(r.Options.PerChannelWeights ? "per-channel" : "per-tensor")} ({r.Options.ResolvedWeightLoss})";
+        $"weights {r.Rewrite.WeightStorage} symmetric {(r.Options.PerChannelWeights ? "per-channel" : "per-tensor")} ({r.Options.ResolvedWeightLoss})"
+        + (r.Rewrite.BoundedWeightPairs > 0 ? $", {r.Rewrite.BoundedWeightPairs} weight pairs bounded for 16-bit kernels" : "");
 
-    private static IEnumerable<(string Label, string Fp32, string Int8, string Change)> Rows(QuantizationReport r)
+    private static IEnumerable<(string Label, string Fp32, string Int8, string Exact)> Rows(QuantizationReport r)
     {
         var o = r.Outputs;
+        var e = r.ExactOutputs;
         if (o.Labelled)
         {
-            yield return ("top-1 (%)", Format.F(o.Fp32Top1), Format.F(o.Int8Top1), Format.Signed(-o.Top1Drop));
-            yield return ("top-5 (%)", Format.F(o.Fp32Top5), Format.F(o.Int8Top5), Format.Signed(o.Int8Top5 - o.Fp32Top5));
+            yield return ("top-1 (%)", Format.F(o.Fp32Top1), $"{Format.F(o.Int8Top1)} ({Format.Signed(-o.Top1Drop)})", $"{Format.F(e.Int8Top1)} ({Format.Signed(-e.Top1Drop)})");
+            yield return ("top-5 (%)", Format.F(o.Fp32Top5), $"{Format.F(o.Int8Top5)} ({Format.Signed(o.Int8Top5 - o.Fp32Top5)})", $"{Format.F(e.Int8Top5)} ({Format.Signed(e.Int8Top5 - e.Fp32Top5)})");
         }
-        yield return ("top-1 agreement (%)", "", Format.F(o.Agreement), "");
-        yield return ("output SQNR (dB)", "", Format.F(o.SqnrDb, 1), "");
-        yield return ("output cosine", "", Format.F(o.Cosine, 5), "");
-        yield return ("size", Format.Bytes(r.Fp32Bytes), Format.Bytes(r.Int8Bytes), $"{(double)r.Fp32Bytes / r.Int8Bytes:0.00}x smaller");
-        yield return ($"latency (ms/batch {r.LatencyBatch})", Format.F(r.Fp32LatencyMs), Format.F(r.Int8LatencyMs), $"{r.Fp32LatencyMs / r.Int8LatencyMs:0.00}x faster");
+        yield return ("top-1 agreement (%)", "", Format.F(o.Agreement), Format.F(e.Agreement));
+        yield return ("output SQNR (dB)", "", Format.F(o.SqnrDb, 1), Format.F(e.SqnrDb, 1));
+        yield return ("output cosine", "", Format.F(o.Cosine, 5), Format.F(e.Cosine, 5));
+        yield return ("size", Format.Bytes(r.Fp32Bytes), $"{Format.Bytes(r.Int8Bytes)} ({(double)r.Fp32Bytes / r.Int8Bytes:0.00}x smaller)", "");
+        yield return ($"latency (ms/batch {r.LatencyBatch})", Format.F(r.Fp32LatencyMs), $"{Format.F(r.Int8LatencyMs)} ({r.Fp32LatencyMs / r.Int8LatencyMs:0.00}x faster)", "");
+    }
+
+    private static void WriteComparison(Utf8JsonWriter w, OutputComparison o)
+    {
+        w.WriteNumber("samples", o.Samples);
+        w.WriteBoolean("labelled", o.Labelled);
+        Number(w, "fp32_top1", o.Fp32Top1);
+        Number(w, "int8_top1", o.Int8Top1);
+        Number(w, "top1_drop", o.Labelled ? o.Top1Drop : double.NaN);
+        Number(w, "fp32_top5", o.Fp32Top5);
+        Number(w, "int8_top5", o.Int8Top5);
+        Number(w, "top1_agreement", o.Agreement);
+        Number(w, "output_sqnr_db", o.SqnrDb);
+        Number(w, "output_cosine", o.Cosine);
+    }
+
+    private static void WriteSaturation(Utf8JsonWriter w, string name, SaturationReport s)
+    {
+        w.WriteStartObject(name);
+        w.WriteString("target", KernelTargets.Name(s.Target));
+        w.WriteString("method", s.Method);
+        w.WriteBoolean("can_saturate", s.CanSaturate);
+        w.WriteNumber("saturating_layers", s.SaturatingLayers);
+        w.WriteNumber("saturating_channels", s.SaturatingChannels);
+        w.WriteStartArray("layers");
+        foreach (var l in s.Layers)
+        {
+            w.WriteStartObject();
+            w.WriteString("node", l.Node);
+            w.WriteString("kernel", l.Kernel);
+            w.WriteString("weight_type", l.WeightType);
+            w.WriteString("activation_type", l.ActivationType);
+            w.WriteStartArray("activation_codes");
+            w.WriteNumberValue(l.ActivationCodes.Lo);
+            w.WriteNumberValue(l.ActivationCodes.Hi);
+            w.WriteEndArray();
+            w.WriteBoolean("pairs_in_int16", l.Verdict.PairsInKernel);
+            w.WriteNumber("channels", l.Verdict.Channels);
+            w.WriteNumber("saturating_channels", l.Verdict.OverflowingChannels);
+            w.WriteNumber("worst_pair_high", l.Verdict.WorstHigh);
+            w.WriteNumber("worst_pair_low", l.Verdict.WorstLow);
+            w.WriteNumber("worst_excess", l.Verdict.WorstExcess);
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+        w.WriteEndObject();
     }
 
     private static void Number(Utf8JsonWriter w, string name, double value)

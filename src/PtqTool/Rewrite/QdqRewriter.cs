@@ -1,3 +1,4 @@
+using PtqTool.Kernels;
 using PtqTool.Onnx;
 using PtqTool.Onnx.Proto;
 using PtqTool.Scales;
@@ -6,7 +7,8 @@ using PtqTool.Scales.Losses;
 namespace PtqTool.Rewrite;
 
 /// <summary>What the rewrite did, for the report.</summary>
-public sealed record RewriteSummary(int QdqPairs, int QuantizedWeights, int QuantizedBiases, int CorrectedBiases, int FoldedActivations, int RaisedWeightScales, string WeightStorage, string ActivationStorage);
+public sealed record RewriteSummary(int QdqPairs, int QuantizedWeights, int QuantizedBiases, int CorrectedBiases, int FoldedActivations, int RaisedWeightScales, string WeightStorage, string ActivationStorage,
+    int BoundedWeightPairs = 0);
 
 /// <summary>
 /// Applies a <see cref="QuantizationPlan"/> with chosen activation parameters to a (BatchNormalization-folded) graph, in
@@ -34,7 +36,8 @@ public static class QdqRewriter
 
         var weightLoss = ScaleLosses.Create(options.ResolvedWeightLoss, options.Percentile);
         var done = new Dictionary<string, (string Dequantized, QuantizedWeight Weight)>(StringComparer.Ordinal);
-        int biases = 0, raised = 0, corrected = 0;
+        int biases = 0, raised = 0, corrected = 0, bounded = 0;
+        bool unsignedWeights = options.Guard == SaturationGuard.UnsignedWeights;
         foreach (var use in plan.Weights)
         {
             var node = use.Node;
@@ -48,9 +51,11 @@ public static class QdqRewriter
             {
                 var shape = TensorData.Shape(wTensor);
                 int axis = options.PerChannelWeights ? use.Axis : -1;
-                var q = WeightQuantizer.Quantize(weights, shape, axis, weightLoss, options.WeightSpec, bias, inputScale);
+                var constraint = options.Guard == SaturationGuard.PairBound ? new PairConstraint(Reduction(node, shape), options.X86ActivationMax) : null;
+                var q = WeightQuantizer.Quantize(weights, shape, axis, weightLoss, options.WeightSpec, bias, inputScale, constraint);
                 raised += q.RaisedChannels;
-                string dq = AddDequantized(graph, wName, shape, q.Values.Select(v => (sbyte)v).ToArray(), q.Scales, q.Axis);
+                bounded += q.BoundedPairs;
+                string dq = AddDequantized(graph, wName, shape, q.Values, q.Scales, q.Axis, unsignedWeights);
                 qw = (dq, q);
                 done[wName] = qw;
             }
@@ -79,14 +84,19 @@ public static class QdqRewriter
         }
         foreach (var t in graph.Graph.Initializer.Select(t => t.Name).ToList()) BatchNormFolding.RemoveIfUnused(graph, t);
         graph.SortNodes();
-        string weightStorage = options.WeightBits == 8 ? "int8" : $"int{options.WeightBits} values in int8 storage (int4 QDQ needs opset 21; this model has opset {graph.OpsetVersion()})";
+        string weightStorage = (options.WeightBits, unsignedWeights) switch
+        {
+            (8, false) => "int8",
+            (8, true) => "uint8 (zero point 128)",
+            (var b, var u) => $"int{b} values in {(u ? "uint8" : "int8")} storage (int4 QDQ needs opset 21; this model has opset {graph.OpsetVersion()})",
+        };
         string actStorage = (options.ActivationBits, options.UnsignedActivations) switch
         {
             (8, false) => "int8",
             (8, true) => "uint8",
             (var b, var u) => $"{(u ? "uint" : "int")}{b} simulated: Clip to the {b}-bit range, then {(u ? "uint8" : "int8")} QuantizeLinear",
         };
-        return new RewriteSummary(pairs, done.Count, biases, corrected, plan.FoldedActivations.Count, raised, weightStorage, actStorage);
+        return new RewriteSummary(pairs, done.Count, biases, corrected, plan.FoldedActivations.Count, raised, weightStorage, actStorage, bounded);
     }
 
     private static void InsertQdq(OnnxGraph graph, string tensor, QuantParams p, QuantSpec spec)
@@ -126,16 +136,37 @@ public static class QdqRewriter
         foreach (var n in added) graph.AddNode(n);
     }
 
-    private static string AddDequantized(OnnxGraph graph, string weight, int[] shape, sbyte[] values, float[] scales, int axis)
+    /// <summary>
+    /// The order in which ONNX Runtime's x86 kernels reduce over this node's weight (see <see cref="ReductionLayout"/>):
+    /// Conv by kernel position then input channel, Gemm/MatMul along K.
+    /// </summary>
+    public static ReductionLayout Reduction(NodeProto node, int[] shape) => node.OpType switch
+    {
+        "Conv" => ReductionLayout.Conv(shape, (int)NodeAttributes.GetInt(node, "group", 1)),
+        "Gemm" when NodeAttributes.GetInt(node, "transB", 0) == 1 => ReductionLayout.NByK(shape[0], shape[1]),
+        _ when shape.Length == 2 => ReductionLayout.KByN(shape[0], shape[1]),
+        _ => ReductionLayout.KByN(shape[..^1].Aggregate(1, (a, b) => a * b), shape[^1]),
+    };
+
+    private static string AddDequantized(OnnxGraph graph, string weight, int[] shape, int[] values, float[] scales, int axis, bool unsigned)
     {
         string q = graph.UniqueName(weight + "_quantized");
         string scale = graph.UniqueName(weight + "_scale");
         string zero = graph.UniqueName(weight + "_zero_point");
         string dq = graph.UniqueName(DequantizedName(weight));
-        graph.AddInitializer(TensorData.FromInt8(q, shape, values));
         int[] paramShape = axis >= 0 ? [scales.Length] : [];
+        if (unsigned)
+        {
+            // Symmetric weights stored as u8 around 128: the same real values, run by x86's u8×u8 kernels.
+            graph.AddInitializer(TensorData.FromUInt8(q, shape, values.Select(v => (byte)(v + 128)).ToArray()));
+            graph.AddInitializer(TensorData.FromUInt8(zero, paramShape, Enumerable.Repeat((byte)128, scales.Length).ToArray()));
+        }
+        else
+        {
+            graph.AddInitializer(TensorData.FromInt8(q, shape, values.Select(v => (sbyte)v).ToArray()));
+            graph.AddInitializer(TensorData.FromInt8(zero, paramShape, new sbyte[scales.Length]));
+        }
         graph.AddInitializer(TensorData.FromFloats(scale, paramShape, scales));
-        graph.AddInitializer(TensorData.FromInt8(zero, paramShape, new sbyte[scales.Length]));
         var node = NodeAttributes.Node("DequantizeLinear", graph.UniqueName(weight + "_DequantizeLinear"), [q, scale, zero], [dq]);
         if (axis >= 0) node.Attribute.Add(NodeAttributes.Int("axis", axis));
         graph.AddNode(node);

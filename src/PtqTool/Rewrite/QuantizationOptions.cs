@@ -1,3 +1,4 @@
+using PtqTool.Kernels;
 using PtqTool.Scales;
 
 namespace PtqTool.Rewrite;
@@ -34,6 +35,27 @@ public sealed record QuantizationOptions
     public bool BiasCorrection { get; init; }
     /// <summary>Node names or op types kept in float.</summary>
     public IReadOnlyList<string> Exclude { get; init; } = [];
+    /// <summary>The CPU kind the model is made for (default: the one this process runs on).</summary>
+    public KernelTarget Target { get; init; } = CpuInfo.This.NativeTarget;
+    /// <summary>A saturation guard other than the target's own (for measuring the alternatives; docs/cpu-targets.md).</summary>
+    public SaturationGuard? GuardOverride { get; init; }
+
+    public SaturationGuard Guard => GuardOverride ?? KernelTargets.Guard(Target);
+
+    /// <summary>
+    /// The options as the rewrite applies them: a 7-bit guard lowers the weight or activation bits to 7 (if higher), and
+    /// pair bounding only acts on 8-bit weights with activations wide enough to saturate a pair.
+    /// </summary>
+    public QuantizationOptions ForTarget() => Guard switch
+    {
+        SaturationGuard.SevenBitWeights => this with { WeightBits = Math.Min(WeightBits, 7) },
+        SaturationGuard.SevenBitActivations => this with { ActivationBits = Math.Min(ActivationBits, 7) },
+        _ => this,
+    };
+
+    /// <summary>The largest activation value an x86 kernel multiplies (int8 activations are shifted to u8 there).</summary>
+    public int X86ActivationMax => IntegerDotProduct.KernelDomain(AccumulationModel.X86PairSaturating16, !UnsignedActivations,
+        ActivationSpec.Range.Min, ActivationSpec.Range.Max).Hi;
 
     public QuantSpec ActivationSpec => new(
         UnsignedActivations ? IntegerRange.Unsigned(ActivationBits) : IntegerRange.Signed(ActivationBits), SymmetricActivations);
@@ -45,8 +67,9 @@ public sealed record QuantizationOptions
     {
         if (ActivationBits is < 2 or > 8) throw new PtqException($"--activation-bits: {ActivationBits} is out of range (2..8)");
         if (WeightBits is < 2 or > 8) throw new PtqException($"--weight-bits: {WeightBits} is out of range (2..8)");
+        if (!(Percentile > 0 && Percentile <= 100)) throw new PtqException($"--percentile: {Percentile} must be in (0, 100]");
         Scales.Losses.ScaleLosses.Create(Loss, Percentile);
-        Scales.Losses.ScaleLosses.Create(ResolvedWeightLoss, Percentile);
+        Scales.Losses.ScaleLosses.Create(ResolvedWeightLoss, Percentile, WeightLoss is null ? "--loss" : "--weight-loss");
         return this;
     }
 }

@@ -1,3 +1,4 @@
+using PtqTool.Kernels;
 using PtqTool.Onnx;
 using PtqTool.Scales;
 using PtqTool.Scales.Losses;
@@ -5,7 +6,11 @@ using PtqTool.Scales.Losses;
 namespace PtqTool.Rewrite;
 
 /// <summary>A quantized weight: integer values, one scale per channel (or one), zero points all 0 (symmetric).</summary>
-public sealed record QuantizedWeight(int[] Values, float[] Scales, int Axis, int RaisedChannels);
+/// <param name="BoundedPairs">Pairs of the kernel's reduction order moved by <see cref="PairBound"/> so that no int16 pair can saturate.</param>
+public sealed record QuantizedWeight(int[] Values, float[] Scales, int Axis, int RaisedChannels, int BoundedPairs = 0);
+
+/// <summary>Asks <see cref="WeightQuantizer"/> to bound the pairs of this reduction order for activations up to <paramref name="ActivationMax"/> (x86 u8 domain).</summary>
+public sealed record PairConstraint(ReductionLayout Layout, int ActivationMax);
 
 /// <summary>Chooses weight scales with the configured loss and quantizes the weights; raises a channel's scale when its bias would overflow int32.</summary>
 public static class WeightQuantizer
@@ -14,7 +19,7 @@ public static class WeightQuantizer
     public const double BiasLimit = int.MaxValue * 0.99;
 
     public static QuantizedWeight Quantize(float[] weights, int[] shape, int axis, IScaleLoss loss, QuantSpec spec,
-        float[]? bias = null, double inputScale = 0)
+        float[]? bias = null, double inputScale = 0, PairConstraint? pairs = null)
     {
         bool perChannel = axis >= 0;
         var parameters = perChannel
@@ -39,7 +44,10 @@ public static class WeightQuantizer
             int c = perChannel ? (i / inner) % channels : 0;
             q[i] = UniformQuantizer.Quantize(weights[i], scales[c], 0, spec.Range);
         }
-        return new QuantizedWeight(q, scales, perChannel ? axis : -1, raised);
+        int bounded = 0;
+        if (pairs is not null && !pairs.Layout.AccumulatesExactlyOnX86)
+            bounded = PairBound.Apply(weights, pairs.Layout, c => perChannel ? c % channels : 0, scales, q, pairs.ActivationMax, spec.Range.Max);
+        return new QuantizedWeight(q, scales, perChannel ? axis : -1, raised, bounded);
     }
 
     /// <summary>int32 bias with scale x_scale·w_scale[c] (computed in float32, as ONNX Runtime's fused kernels assume).</summary>
