@@ -16,7 +16,7 @@ for model in fmnist_cnn fmnist_resnet; do
         pre=""; [ "$cpu" = avx2 ] && pre="$out/avx2only.so"
         LD_PRELOAD=$pre $ptq quantize models/$model.onnx --calib calibration/fashion-mnist/calib --eval "$eval_dir" \
           --loss "$loss" --saturation-guard "$guard" --target x86-avx2 --quiet \
-          --out "$out/$model.$loss.$guard.$cpu.onnx" --report "$out/$model.$loss.$guard.$cpu.json" > /dev/null
+          --out "$out/$model.$loss.$guard.$cpu.onnx" --report "$out/$model.$loss.$guard.$cpu.report.json" > /dev/null
       done
     done
   done

@@ -8,7 +8,7 @@ public static class CalibrateCommand
 {
     public static Command Create(CommandIo io)
     {
-        var set = new QuantizationOptionSet();
+        var set = new QuantizationOptionSet(OptionScope.Calibrate);
         var stats = new Option<string>("--stats") { Description = "Statistics file to write (JSON, ptq-stats/1)", Required = true };
         var shard = new Option<string?>("--shard") { Description = "i/N: process the i-th (0-based) of N contiguous slices of the folder" };
         var command = new Command("calibrate", "Collect activation statistics (histograms) for later quantization or merging");
@@ -21,6 +21,10 @@ public static class CalibrateCommand
             request.Validated();
             var progress = io.Progress(parse.GetValue(set.Quiet));
             var model = PreparedModel.Prepare(request, progress.Warn);
+            var check = new IoCheck().Input(request.ModelPath, "model").InputFolder(request.CalibDir, "calibration folder")
+                .Output(parse.GetValue(stats), "statistics file (--stats)");
+            foreach (var f in model.ExternalDataFiles) check.Input(f, "model's external data");
+            check.Verify();
             var (result, source) = CalibrationStep.Run(model, request, progress);
             string path = parse.GetValue(stats)!;
             result.Save(path);

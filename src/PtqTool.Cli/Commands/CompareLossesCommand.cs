@@ -19,6 +19,8 @@ public static class CompareLossesCommand
         command.SetAction(parse => io.Guard(() =>
         {
             int n = parse.GetValue(samples), s = parse.GetValue(seed);
+            if (n is < 100 or > 10_000_000) throw new PtqException($"--samples: {n} must be in 100..10000000");
+            new PtqTool.Pipeline.IoCheck().Output(parse.GetValue(output), "table (--out)").Verify();
             var rows = LossComparisonTable.Compute(["normal", "laplace"], [8, 4, 2], n, s);
             string md = LossComparisonTable.ToMarkdown(rows, n, s);
             io.Out.Write(md);

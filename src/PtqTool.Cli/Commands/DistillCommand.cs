@@ -10,7 +10,7 @@ public static class DistillCommand
 {
     public static Command Create(CommandIo io)
     {
-        var set = new QuantizationOptionSet();
+        var set = new QuantizationOptionSet(OptionScope.Distill);
         var distill = new DistillOptionSet();
         var output = new Option<string>("--out") { Description = "Output folder (sample-NNNN.npy, preview-NNNN.png, loss.png)", Required = true };
         var command = new Command("distill", "Synthesize calibration data whose BatchNormalization statistics match the model's (ZeroQ)");
@@ -21,13 +21,16 @@ public static class DistillCommand
         {
             var options = distill.Read(parse).Validated();
             var request = (set.Read(parse) with { Distill = options, Synthetic = "zeroq" }).Validated();
+            string folder = parse.GetValue(output)!;
+            if (File.Exists(folder) || (Onnx.FileIdentity.KindOf(folder) is var k && k is Onnx.FileKind.Other))
+                throw new PtqException($"{folder}: --out is a file, not a folder (distill writes sample-NNNN.npy, previews and loss.png into a folder)");
+            new IoCheck().Input(request.ModelPath, "model").Output(Path.Combine(folder, "loss.png"), "distill output").Verify();
             var progress = io.Progress(parse.GetValue(set.Quiet));
             var model = PreparedModel.Prepare(request, progress.Warn);
             progress.Start("distilling (ZeroQ)", options.Iterations);
             var result = ZeroQDistiller.Run(model.OriginalForRuntime(), model.SampleShape,
                 options with { Threads = request.Threads, InputRange = CalibrationStep.ImageInputRange(model) }, progress.Report);
             progress.Finish();
-            string folder = parse.GetValue(output)!;
             DistillOutputs.WriteSamples(result.Samples, folder);
             int previews = DistillOutputs.WritePreviews(result.Samples, model.Preprocessing, folder);
             DistillOutputs.WriteLossCurve(result.Losses, $"ZeroQ on {Path.GetFileName(request.ModelPath)}: {result.BatchNormLayers} BN layers, {options.Count} samples, lr {options.LearningRate}", Path.Combine(folder, "loss.png"));

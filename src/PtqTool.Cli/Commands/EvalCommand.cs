@@ -13,8 +13,9 @@ public static class EvalCommand
     {
         var model = new Argument<string>("model") { Description = "ONNX model file" };
         var eval = new Option<string>("--eval") { Description = "Labelled ImageFolder (one sub-folder per class, sorted order = class index)", Required = true };
-        var batch = new Option<int>("--batch") { Description = "Batch size", DefaultValueFactory = _ => 64 };
-        var limit = new Option<int?>("--limit") { Description = "Use at most N images" };
+        var batch = new Option<int>("--batch") { Description = "Batch size", DefaultValueFactory = _ => 32 };
+        var limit = new Option<int?>("--eval-limit", "--limit") { Description = "Use at most N images (spread evenly over the classes)" };
+        var threads = new Option<int>("--threads") { Description = "ONNX Runtime intra-op threads (0 = automatic)", DefaultValueFactory = _ => 0 };
         var quiet = new Option<bool>("--quiet") { Description = "No progress on stderr" };
         var pre = new PreprocessingOptions();
         var command = new Command("eval", "Top-1 (and top-5) accuracy of a model on a labelled image folder");
@@ -23,16 +24,25 @@ public static class EvalCommand
         command.Options.Add(batch);
         command.Options.Add(limit);
         command.Options.Add(quiet);
+        command.Options.Add(threads);
         pre.AddTo(command);
         command.SetAction(parse => io.Guard(() =>
         {
             string modelPath = parse.GetValue(model)!;
-            using var runner = OrtRunner.FromFile(modelPath);
+            int b = parse.GetValue(batch), t = parse.GetValue(threads);
+            if (b is < 1 or > QuantizeRequest.MaxBatch) throw new PtqException($"--batch: {b} must be in 1..{QuantizeRequest.MaxBatch}");
+            if (t < 0 || t > Environment.ProcessorCount) throw new PtqException($"--threads: {t} must be 0 (automatic) to {Environment.ProcessorCount}");
+            if (parse.GetValue(limit) is < 1) throw new PtqException($"--eval-limit: {parse.GetValue(limit)} must be at least 1");
+            new IoCheck().Input(modelPath, "model").InputFolder(parse.GetValue(eval), "evaluation folder").Verify();
+            using var runner = OrtRunner.FromFile(modelPath, new RunnerOptions { Threads = t });
             var input = ModelInput.Of(runner, modelPath);
             var preprocessing = PreprocessingResolver.Resolve(modelPath, input.DeclaredShape, pre.Read(parse));
             var (files, classes) = SampleFolder.ListLabelled(parse.GetValue(eval)!);
             if (parse.GetValue(limit) is int n) files = Subset.Spread(files, n);
-            var reader = new BatchReader(files, preprocessing, input.SampleShape(preprocessing, modelPath), parse.GetValue(batch));
+            var output = runner.OutputShape(runner.OutputNames[0]);
+            if (output.Length != 2 || (output[1] > 0 && output[1] < classes.Length))
+                throw new PtqException($"{parse.GetValue(eval)}: has {classes.Length} classes, but output '{runner.OutputNames[0]}' has shape [{string.Join(", ", output)}]: not [batch, ≥{classes.Length}] class scores");
+            var reader = new BatchReader(files, preprocessing, input.SampleShape(preprocessing, modelPath), b);
             var progress = io.Progress(parse.GetValue(quiet));
             progress.Start("eval", files.Count);
             var acc = ModelScorer.Score(runner, reader.Read(progress.Report));

@@ -4,16 +4,31 @@ using PtqTool.Rewrite;
 
 namespace PtqTool.Cli.Commands;
 
-/// <summary>Options shared by `quantize` and `calibrate`: data, batching, quantization choices, preprocessing.</summary>
-public sealed class QuantizationOptionSet
+/// <summary>Which of the shared options a command takes (its --help lists only those).</summary>
+public enum OptionScope
 {
+    /// <summary>quantize, sensitivity: everything.</summary>
+    Quantize,
+    /// <summary>calibrate: data and the choices that decide which tensors are observed (--exclude, --symmetric-activations).</summary>
+    Calibrate,
+    /// <summary>sweep: data and quantization choices except the loss and bit widths, which the sweep sets itself.</summary>
+    Sweep,
+    /// <summary>distill: the model, threads, progress and preprocessing only.</summary>
+    Distill,
+}
+
+/// <summary>Options shared by `quantize`, `calibrate`, `sweep`, `sensitivity` and `distill`: data, batching, quantization choices, preprocessing.</summary>
+public sealed class QuantizationOptionSet(OptionScope scope = OptionScope.Quantize)
+{
+    private readonly HashSet<Option> _added = [];
+
     public Argument<string> Model { get; } = new("model") { Description = "FP32 ONNX model" };
     public Option<string?> Calib { get; } = new("--calib") { Description = "Calibration folder: images (jpg/png/bmp/webp/gif, recursive), .npy or TensorProto .pb files" };
     public Option<int?> Limit { get; } = new("--limit") { Description = "Use at most N calibration samples (spread evenly over the folder)" };
     public Option<int> Batch { get; } = new("--batch") { Description = "Batch size", DefaultValueFactory = _ => 32 };
     public Option<bool> Strict { get; } = new("--strict") { Description = "Stop on an unreadable image or an op without a handler instead of skipping/keeping it in float" };
     public Option<int> Threads { get; } = new("--threads") { Description = "ONNX Runtime intra-op threads (0 = automatic)", DefaultValueFactory = _ => 0 };
-    public Option<bool> Quiet { get; } = new("--quiet") { Description = "No progress on stderr" };
+    public Option<bool> Quiet { get; } = new("--quiet") { Description = "No progress or notes on stderr (warnings and errors still show)" };
     public Option<string> Loss { get; } = new("--loss") { Description = "Scale choice: minmax, percentile, entropy, msqe or qsin", DefaultValueFactory = _ => "msqe" };
     public Option<string?> WeightLoss { get; } = new("--weight-loss") { Description = "Loss for weights (default: --loss; minmax when --loss is entropy)" };
     public Option<double> Percentile { get; } = new("--percentile") { Description = "Percentile for --loss percentile", DefaultValueFactory = _ => 99.99 };
@@ -32,41 +47,57 @@ public sealed class QuantizationOptionSet
     public void AddTo(Command command)
     {
         command.Arguments.Add(Model);
-        foreach (var o in new Option[] { Calib, Limit, Batch, Strict, Threads, Quiet, Loss, WeightLoss, Percentile, Bits, WeightBits, ActivationBits, ActivationType, SymmetricActivations, PerTensorWeights, BiasCorrection, Target, SaturationGuard, Exclude })
+        Option[] data = [Calib, Limit, Batch, Strict];
+        Option[] common = [Threads, Quiet];
+        Option[] choices = [Loss, WeightLoss, Percentile, Bits, WeightBits, ActivationBits, ActivationType, SymmetricActivations, PerTensorWeights, BiasCorrection, Target, SaturationGuard, Exclude];
+        IEnumerable<Option> options = scope switch
+        {
+            OptionScope.Quantize => [.. data, .. common, .. choices],
+            OptionScope.Calibrate => [.. data, .. common, SymmetricActivations, Exclude],
+            OptionScope.Sweep => [.. data, .. common, .. choices.Except([Loss, Bits, WeightBits, ActivationBits])],
+            _ => common,
+        };
+        foreach (var o in options)
+        {
             command.Options.Add(o);
+            _added.Add(o);
+        }
         Preprocessing.AddTo(command);
     }
 
+    /// <summary>The option's value, or its default when this command does not take it.</summary>
+    private T Get<T>(ParseResult parse, Option<T> option, T fallback) => _added.Contains(option) ? parse.GetValue(option)! : fallback;
+
     public QuantizeRequest Read(ParseResult parse)
     {
-        string type = parse.GetValue(ActivationType)!;
+        string type = Get(parse, ActivationType, "uint8");
         if (type is not ("int8" or "uint8")) throw new PtqException($"--activation-type: '{type}' is not int8 or uint8");
-        int? bits = parse.GetValue(Bits);
+        int? bits = Get(parse, Bits, null);
         if (bits is < 2 or > 8) throw new PtqException($"--bits: {bits} is out of range (2..8)");
         var options = new QuantizationOptions
         {
-            Loss = parse.GetValue(Loss)!,
-            WeightLoss = parse.GetValue(WeightLoss),
-            Percentile = parse.GetValue(Percentile),
-            WeightBits = parse.GetValue(WeightBits) ?? bits ?? 8,
-            ActivationBits = parse.GetValue(ActivationBits) ?? bits ?? 8,
+            Loss = Get(parse, Loss, "msqe"),
+            WeightLoss = Get(parse, WeightLoss, null),
+            Percentile = Get(parse, Percentile, 99.99),
+            WeightBits = Get(parse, WeightBits, null) ?? bits ?? 8,
+            ActivationBits = Get(parse, ActivationBits, null) ?? bits ?? 8,
             UnsignedActivations = type == "uint8",
-            SymmetricActivations = parse.GetValue(SymmetricActivations),
-            PerChannelWeights = !parse.GetValue(PerTensorWeights),
-            BiasCorrection = parse.GetValue(BiasCorrection),
-            Exclude = parse.GetValue(Exclude) ?? [],
-            Target = Kernels.KernelTargets.Parse(parse.GetValue(Target)!, Kernels.CpuInfo.This),
-            GuardOverride = parse.GetValue(SaturationGuard) is string g ? Kernels.SaturationGuards.Parse(g) : null,
+            SymmetricActivations = Get(parse, SymmetricActivations, false),
+            PerChannelWeights = !Get(parse, PerTensorWeights, false),
+            BiasCorrection = Get(parse, BiasCorrection, false),
+            Exclude = Get(parse, Exclude, []) ?? [],
+            Target = Kernels.KernelTargets.Parse(Get(parse, Target, "auto"), Kernels.CpuInfo.This),
+            GuardOverride = Get(parse, SaturationGuard, null) is string g ? Kernels.SaturationGuards.Parse(g) : null,
         };
         return new QuantizeRequest
         {
             ModelPath = parse.GetValue(Model)!,
             Options = options,
             Preprocessing = Preprocessing.Read(parse),
-            CalibDir = parse.GetValue(Calib),
-            Limit = parse.GetValue(Limit),
-            Batch = parse.GetValue(Batch),
-            Strict = parse.GetValue(Strict),
+            CalibDir = Get(parse, Calib, null),
+            Limit = Get(parse, Limit, null),
+            Batch = Get(parse, Batch, 32),
+            Strict = Get(parse, Strict, false),
             Threads = parse.GetValue(Threads),
         };
     }

@@ -30,6 +30,7 @@ public static class SensitivityCommand
                 Synthetic = parse.GetValue(synthetic),
                 Distill = distill.Read(parse),
             }).CheckSingleCalibrationSource();
+            new IoCheck().Input(request.ModelPath, "model").Output(parse.GetValue(output), "table (--out)").Verify();
             var result = SensitivityJob.Run(request, io.Progress(parse.GetValue(set.Quiet)));
             string md = SensitivityJob.Markdown(result, "ptq " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1)));
             io.Out.Write(md);

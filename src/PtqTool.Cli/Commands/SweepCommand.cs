@@ -9,7 +9,7 @@ public static class SweepCommand
 {
     public static Command Create(CommandIo io)
     {
-        var set = new QuantizationOptionSet();
+        var set = new QuantizationOptionSet(OptionScope.Sweep);
         var more = new Option<string[]>("--also") { Description = "More models to sweep with the same data", AllowMultipleArgumentsPerToken = true };
         var eval = new Option<string>("--eval") { Description = "Labelled evaluation folder", Required = true };
         var losses = new Option<string>("--losses") { Description = "Comma-separated losses", DefaultValueFactory = _ => "minmax,percentile,entropy,msqe,qsin" };
@@ -30,6 +30,9 @@ public static class SweepCommand
             var configList = parse.GetValue(configs)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).Select(SweepJob.ParseConfig).ToList();
             var sources = parse.GetValue(calibrations)!.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
             var seedList = parse.GetValue(seeds) is string text ? SweepJob.ParseSeeds(text) : null;
+            var check = new IoCheck().Output(parse.GetValue(output), "table (--out)");
+            foreach (var m in models) check.Input(m, "model");
+            check.Verify();
             var cells = SweepJob.Run(models, template, lossList, configList, io.Progress(parse.GetValue(set.Quiet)), sources, seedList);
             string md = SweepJob.Markdown(cells, "ptq " + string.Join(' ', Environment.GetCommandLineArgs().Skip(1)));
             io.Out.Write(md);

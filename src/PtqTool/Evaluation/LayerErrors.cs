@@ -1,5 +1,6 @@
 using PtqTool.Data;
 using PtqTool.Onnx;
+using PtqTool.Scales;
 using PtqTool.Onnx.Proto;
 
 namespace PtqTool.Evaluation;

@@ -1,5 +1,6 @@
 using PtqTool.Data;
 using PtqTool.Onnx;
+using PtqTool.Scales;
 
 namespace PtqTool.Evaluation;
 
@@ -84,12 +85,4 @@ public sealed class OutputComparer
             Pct(_fTop1, _labelled), Pct(_qTop1, _labelled), Pct(_fTop5, _labelled), Pct(_qTop5, _labelled),
             Pct(_agree, _n), Sqnr.Decibels(_signal, _noise), _n == 0 ? double.NaN : _cosine / _n);
     }
-}
-
-/// <summary>Signal-to-quantization-noise ratio.</summary>
-public static class Sqnr
-{
-    /// <summary>10·log10(Σx² / Σ(x − q)²); +∞ when there is no error.</summary>
-    public static double Decibels(double signal, double noise) =>
-        noise <= 0 ? double.PositiveInfinity : 10 * Math.Log10(Math.Max(signal, double.Epsilon) / noise);
 }

@@ -28,7 +28,13 @@ public static class PreprocessingResolver
         Preprocessing p;
         if (o.Preset is not null) p = Preprocessing.Preset(o.Preset);
         else if (Preprocessing.LoadSidecar(modelPath) is { } sidecar) p = sidecar;
-        else p = FromShape(inputShape);
+        else
+        {
+            p = FromShape(inputShape);
+            // A guessed size for a model with symbolic height/width would silently feed it 224×224 images.
+            if (o.Size is null && o.Crop is null && SpatialIsSymbolic(inputShape))
+                throw new PtqException($"{modelPath}: input [{string.Join(", ", inputShape.Select(d => d > 0 ? d.ToString(System.Globalization.CultureInfo.InvariantCulture) : "?"))}] has a symbolic height/width; give --size WxH (or a sidecar {Path.GetFileName(Preprocessing.SidecarPath(modelPath))}, or --preprocess)");
+        }
 
         if (o.Size is not null)
         {
@@ -72,4 +78,7 @@ public static class PreprocessingResolver
     }
 
     private static int Pos(int d, int fallback) => d > 0 ? d : fallback;
+
+    private static bool SpatialIsSymbolic(int[] shape) =>
+        shape.Length == 4 && ((shape[1] is 1 or 3 && (shape[2] <= 0 || shape[3] <= 0)) || (shape[3] is 1 or 3 && (shape[1] <= 0 || shape[2] <= 0)));
 }

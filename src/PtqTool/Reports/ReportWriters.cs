@@ -69,6 +69,9 @@ public static class ReportWriters
             w.WriteNumber("corrected_biases", r.Rewrite.CorrectedBiases);
             w.WriteNumber("raised_weight_scales", r.Rewrite.RaisedWeightScales);
             w.WriteNumber("bounded_weight_pairs", r.Rewrite.BoundedWeightPairs);
+            w.WriteStartObject("weight_sqnr_db");
+            foreach (var (k, v) in r.Rewrite.WeightSqnrDb ?? new Dictionary<string, double>()) Number(w, k, v);
+            w.WriteEndObject();
             w.WriteString("weight_storage", r.Rewrite.WeightStorage);
             w.WriteString("activation_storage", r.Rewrite.ActivationStorage);
             WriteCounts(w, "float_ops", r.FloatOps);

@@ -8,7 +8,7 @@ namespace PtqTool.Rewrite;
 
 /// <summary>What the rewrite did, for the report.</summary>
 public sealed record RewriteSummary(int QdqPairs, int QuantizedWeights, int QuantizedBiases, int CorrectedBiases, int FoldedActivations, int RaisedWeightScales, string WeightStorage, string ActivationStorage,
-    int BoundedWeightPairs = 0);
+    int BoundedWeightPairs = 0, IReadOnlyDictionary<string, double>? WeightSqnrDb = null);
 
 /// <summary>
 /// Applies a <see cref="QuantizationPlan"/> with chosen activation parameters to a (BatchNormalization-folded) graph, in
@@ -38,6 +38,7 @@ public static class QdqRewriter
         var done = new Dictionary<string, (string Dequantized, QuantizedWeight Weight)>(StringComparer.Ordinal);
         int biases = 0, raised = 0, corrected = 0, bounded = 0;
         bool unsignedWeights = options.Guard == SaturationGuard.UnsignedWeights;
+        var weightSqnr = new SortedDictionary<string, double>(StringComparer.Ordinal);
         foreach (var use in plan.Weights)
         {
             var node = use.Node;
@@ -55,6 +56,7 @@ public static class QdqRewriter
                 var q = WeightQuantizer.Quantize(weights, shape, axis, weightLoss, options.WeightSpec, bias, inputScale, constraint);
                 raised += q.RaisedChannels;
                 bounded += q.BoundedPairs;
+                weightSqnr[wName] = WeightSqnr(weights, q, shape);
                 string dq = AddDequantized(graph, wName, shape, q.Values, q.Scales, q.Axis, unsignedWeights);
                 qw = (dq, q);
                 done[wName] = qw;
@@ -96,7 +98,7 @@ public static class QdqRewriter
             (8, true) => "uint8",
             (var b, var u) => $"{(u ? "uint" : "int")}{b} simulated: Clip to the {b}-bit range, then {(u ? "uint8" : "int8")} QuantizeLinear",
         };
-        return new RewriteSummary(pairs, done.Count, biases, corrected, plan.FoldedActivations.Count, raised, weightStorage, actStorage, bounded);
+        return new RewriteSummary(pairs, done.Count, biases, corrected, plan.FoldedActivations.Count, raised, weightStorage, actStorage, bounded, weightSqnr);
     }
 
     private static void InsertQdq(OnnxGraph graph, string tensor, QuantParams p, QuantSpec spec)
@@ -134,6 +136,21 @@ public static class QdqRewriter
                 if (c.Input[i] == tensor) c.Input[i] = dequantized;
         }
         foreach (var n in added) graph.AddNode(n);
+    }
+
+    /// <summary>10·log10(Σw² / Σ(w − s·q)²) of one weight tensor against its dequantized values.</summary>
+    private static double WeightSqnr(float[] w, QuantizedWeight q, int[] shape)
+    {
+        int channels = q.Axis >= 0 ? shape[q.Axis] : 1, inner = 1;
+        if (q.Axis >= 0) for (int i = q.Axis + 1; i < shape.Length; i++) inner *= shape[i];
+        double signal = 0, noise = 0;
+        for (int i = 0; i < w.Length; i++)
+        {
+            double e = w[i] - q.Scales[q.Axis >= 0 ? (i / inner) % channels : 0] * (double)q.Values[i];
+            signal += w[i] * (double)w[i];
+            noise += e * e;
+        }
+        return Sqnr.Decibels(signal, noise);
     }
 
     /// <summary>
