@@ -28,7 +28,7 @@ public static class DistillCommand
             var progress = io.Progress(parse.GetValue(set.Quiet));
             var model = PreparedModel.Prepare(request, progress.Warn);
             progress.Start("distilling (ZeroQ)", options.Iterations);
-            var result = ZeroQDistiller.Run(model.OriginalForRuntime(), model.SampleShape,
+            var result = ZeroQDistiller.Run(model.NormalizedForRuntime(), model.SampleShape,
                 options with { Threads = request.Threads, InputRange = CalibrationStep.ImageInputRange(model) }, progress.Report);
             progress.Finish();
             DistillOutputs.WriteSamples(result.Samples, folder);

@@ -28,6 +28,7 @@ public sealed class QuantizationOptionSet(OptionScope scope = OptionScope.Quanti
     public Option<int> Batch { get; } = new("--batch") { Description = "Batch size", DefaultValueFactory = _ => 32 };
     public Option<bool> Strict { get; } = new("--strict") { Description = "Stop on an unreadable image or an op without a handler instead of skipping/keeping it in float" };
     public Option<int> Threads { get; } = new("--threads") { Description = "ONNX Runtime intra-op threads (0 = automatic)", DefaultValueFactory = _ => 0 };
+    public Option<int> MemoryBudget { get; } = new("--memory-budget") { Description = "MiB of intermediate tensors one calibration or per-layer run may fetch at once (more passes when exceeded)", DefaultValueFactory = _ => 256 };
     public Option<bool> Quiet { get; } = new("--quiet") { Description = "No progress or notes on stderr (warnings and errors still show)" };
     public Option<string> Loss { get; } = new("--loss") { Description = "Scale choice: minmax, percentile, entropy, msqe or qsin", DefaultValueFactory = _ => "msqe" };
     public Option<string?> WeightLoss { get; } = new("--weight-loss") { Description = "Loss for weights (default: --loss; minmax when --loss is entropy)" };
@@ -47,7 +48,7 @@ public sealed class QuantizationOptionSet(OptionScope scope = OptionScope.Quanti
     public void AddTo(Command command)
     {
         command.Arguments.Add(Model);
-        Option[] data = [Calib, Limit, Batch, Strict];
+        Option[] data = [Calib, Limit, Batch, Strict, MemoryBudget];
         Option[] common = [Threads, Quiet];
         Option[] choices = [Loss, WeightLoss, Percentile, Bits, WeightBits, ActivationBits, ActivationType, SymmetricActivations, PerTensorWeights, BiasCorrection, Target, SaturationGuard, Exclude];
         IEnumerable<Option> options = scope switch
@@ -98,6 +99,7 @@ public sealed class QuantizationOptionSet(OptionScope scope = OptionScope.Quanti
             Limit = Get(parse, Limit, null),
             Batch = Get(parse, Batch, 32),
             Strict = Get(parse, Strict, false),
+            MemoryBudgetMiB = Get(parse, MemoryBudget, 256),
             Threads = parse.GetValue(Threads),
         };
     }

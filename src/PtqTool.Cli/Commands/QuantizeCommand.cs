@@ -16,13 +16,16 @@ public static class QuantizeCommand
         var output = new Option<string?>("--out") { Description = "Output model (default MODEL.int8.onnx beside the input)" };
         var report = new Option<string[]>("--report") { Description = "Write the report: .json (schema ptq-report/1) or .md; repeatable", AllowMultipleArgumentsPerToken = true };
         var maxDrop = new Option<double?>("--max-drop") { Description = "CI gate: exit 3 when the top-1 drop (points) exceeds this; without labels, 100 - agreement" };
+        var metric = new Option<string?>("--metric") { Description = "What the gate compares: top1, agreement, sqnr or cosine (default: top1 with labels, agreement for [batch, classes] outputs, else sqnr)" };
+        var minSqnr = new Option<double?>("--min-sqnr") { Description = "CI gate for --metric sqnr: exit 3 when the output SQNR (dB) is below this" };
+        var minCosine = new Option<double?>("--min-cosine") { Description = "CI gate for --metric cosine: exit 3 when the mean output cosine is below this" };
         var synthetic = new Option<string?>("--synthetic") { Description = "Data-free calibration: zeroq (distilled from BatchNormalization statistics) or gaussian (N(0,1) inputs)" };
         var distill = new DistillOptionSet();
         var command = new Command("quantize", "Quantize a model to QDQ INT8 and report what it cost");
         set.AddTo(command);
         command.Options.Add(synthetic);
         distill.AddTo(command);
-        foreach (var o in new Option[] { stats, eval, evalLimit, output, report, maxDrop }) command.Options.Add(o);
+        foreach (var o in new Option[] { stats, eval, evalLimit, output, report, maxDrop, metric, minSqnr, minCosine }) command.Options.Add(o);
         command.SetAction(parse => io.Guard(() =>
         {
             var request = (set.Read(parse) with
@@ -33,6 +36,9 @@ public static class QuantizeCommand
                 OutputPath = parse.GetValue(output),
                 ReportPaths = parse.GetValue(report) ?? [],
                 MaxDrop = parse.GetValue(maxDrop),
+                Metric = parse.GetValue(metric),
+                MinSqnr = parse.GetValue(minSqnr),
+                MinCosine = parse.GetValue(minCosine),
                 Synthetic = parse.GetValue(synthetic),
                 Distill = distill.Read(parse),
             }).CheckSingleCalibrationSource();
@@ -41,9 +47,9 @@ public static class QuantizeCommand
             io.Out.Write(ReportWriters.Console(result));
             if (!result.GatePassed)
             {
-                io.Err.WriteLine(result.GateValue <= result.MaxDrop!.Value
+                io.Err.WriteLine(result.Gate.Passes(result.GateOutputs)
                     ? $"ptq: gate failed: {result.Saturation.Summary}, and this CPU does not run those kernels: no accuracy measured here holds for the target"
-                    : $"ptq: gate failed: {ReportWriters.GateName(result)} {Format.F(result.GateValue)} pt exceeds --max-drop {Format.F(result.MaxDrop.Value)} ({result.GateBasis})");
+                    : $"ptq: gate failed: {ReportWriters.GateText(result, result.Gate.Threshold!.Value)} ({result.GateBasis})");
                 return ExitCodes.QualityGateFailed;
             }
             return 0;

@@ -6,40 +6,69 @@ using PtqTool.Scales;
 namespace PtqTool.Calibration;
 
 /// <summary>
-/// Runs calibration batches through one augmented model (every observed tensor exposed as an output) and streams each
-/// batch into per-tensor histograms, dropping the batch: memory depends on the batch size and the number of observed
-/// tensors, never on the number of samples.
+/// Runs calibration batches through an augmented model (the observed tensors exposed as outputs) and streams each
+/// batch into per-tensor histograms, dropping the batch. The exposed tensors stay within a byte budget
+/// (<see cref="OutputGroups"/>): memory is bounded by the budget and the model, never by the number of samples, the
+/// batch or the depth. Histograms merge exactly, so sub-batches and separate passes give the same statistics.
 /// </summary>
 public static class StatisticsCollector
 {
+    /// <param name="batches">The data; called once per pass (several passes only when the tensors of one sample exceed the budget).</param>
     /// <param name="channelTensors">Tensors whose per-channel means are also kept (inputs of weighted ops, for bias correction).</param>
-    public static ActivationStatistics Collect(ModelProto model, IReadOnlyCollection<string> tensors, IEnumerable<SampleBatch> batches,
-        string modelSha256, RunnerOptions? runnerOptions = null, Action<int>? onSamples = null, IReadOnlyCollection<string>? channelTensors = null)
+    public static ActivationStatistics Collect(ModelProto model, IReadOnlyCollection<string> tensors, Func<int, IEnumerable<SampleBatch>> batches,
+        string modelSha256, RunnerOptions? runnerOptions = null, IReadOnlyCollection<string>? channelTensors = null,
+        long budgetBytes = OutputGroups.DefaultBudgetBytes, Action? release = null)
     {
-        var augmented = model.Clone();
-        var graph = new OnnxGraph(augmented);
         var names = tensors.Union(channelTensors ?? []).OrderBy(t => t, StringComparer.Ordinal).ToList();
-        foreach (var t in names) graph.AddOutput(t);
         var stats = new ActivationStatistics(modelSha256);
         foreach (var t in tensors) stats.Tensors[t] = new Histogram();
-        using var runner = OrtRunner.FromModel(augmented, runnerOptions, "augmented calibration model");
         var channels = new HashSet<string>(channelTensors ?? [], StringComparer.Ordinal);
-        int seen = 0;
-        foreach (var batch in batches)
+        var options = (runnerOptions ?? new RunnerOptions()) with { MemoryArena = false };
+        void Observe(string t, ReadOnlySpan<float> data, int[] shape)
         {
-            runner.Visit(batch.Input, names, (t, data, shape) =>
+            if (stats.Tensors.TryGetValue(t, out var h)) h.Add(data);
+            if (channels.Contains(t) && shape.Length >= 2)
             {
-                if (stats.Tensors.TryGetValue(t, out var h)) h.Add(data);
-                if (channels.Contains(t) && shape.Length >= 2)
-                {
-                    if (!stats.Channels.TryGetValue(t, out var c)) stats.Channels[t] = c = new ChannelMeans(shape[1]);
-                    c.Add(data, shape);
-                }
-            });
-            seen += batch.Input.Batch;
-            stats.Samples = seen;
-            onSamples?.Invoke(seen);
+                if (!stats.Channels.TryGetValue(t, out var c)) stats.Channels[t] = c = new ChannelMeans(shape[1]);
+                c.Add(data, shape);
+            }
         }
-        return stats;
+
+        var full = OrtRunner.FromModel(OutputGroups.Augment(model, names), options, "augmented calibration model");
+        OutputGroups? plan = null;
+        try
+        {
+            long seen = 0;
+            foreach (var batch in batches(0))
+            {
+                plan ??= OutputGroups.Plan(full, batch.Input, names, batch.Input.Batch, budgetBytes);
+                if (plan.SeparateSessions) break;
+                foreach (var piece in OutputGroups.Pieces(batch.Input, plan.Groups[0].MaxBatch)) full.Visit(piece, names, Observe);
+                seen += batch.Input.Batch;
+            }
+            if (plan is { SeparateSessions: true })
+            {
+                full.Dispose();
+                full = null!;
+                seen = 0;
+                for (int g = 0; g < plan.Groups.Count; g++)
+                {
+                    var group = plan.Groups[g];
+                    using (var runner = OrtRunner.FromModel(OutputGroups.Augment(model, group.Tensors), options, "augmented calibration model"))
+                        foreach (var batch in batches(g))
+                        {
+                            foreach (var piece in OutputGroups.Pieces(batch.Input, group.MaxBatch)) runner.Visit(piece, group.Tensors, Observe);
+                            if (g == 0) seen += batch.Input.Batch;
+                        }
+                    release?.Invoke();
+                }
+            }
+            stats.Samples = seen;
+            return stats;
+        }
+        finally
+        {
+            full?.Dispose();
+        }
     }
 }

@@ -6,7 +6,7 @@ namespace PtqTool.Onnx;
 public sealed record FoldedBatchNorm(NodeProto BatchNorm, NodeProto Conv, float[] Scale);
 
 /// <summary>
-/// Folds an inference-mode BatchNormalization that directly follows a Conv (whose output feeds nothing else) into the
+/// Folds an inference-mode BatchNormalization that directly follows a Conv or ConvTranspose (whose output feeds nothing else) into the
 /// Conv's weights and bias: W' = W·γ/√(σ²+ε) per output channel, b' = (b − μ)·γ/√(σ²+ε) + β. The Conv then produces the
 /// BatchNormalization's output name, so every downstream tensor keeps its name.
 /// </summary>
@@ -25,7 +25,7 @@ public static class BatchNormFolding
             if (bn.Output.Count > 1 && bn.Output.Skip(1).Any(o => o.Length > 0)) continue; // training-mode outputs
             if (eligible is not null && !eligible(bn)) continue;
             var conv = graph.Producer(bn.Input[0]);
-            if (conv is not { OpType: "Conv" } || graph.Consumers(bn.Input[0]).Count != 1 || graph.IsGraphOutput(bn.Input[0])) continue;
+            if (conv is not { OpType: "Conv" or "ConvTranspose" } || graph.Consumers(bn.Input[0]).Count != 1 || graph.IsGraphOutput(bn.Input[0])) continue;
             var w = graph.Initializer(conv.Input[1]);
             var gamma = graph.ConstantValue(bn.Input[1]);
             var beta = graph.ConstantValue(bn.Input[2]);
@@ -41,19 +41,26 @@ public static class BatchNormFolding
             var mu = TensorData.ToFloats(mean, graph.BaseDirectory);
             var v = TensorData.ToFloats(variance, graph.BaseDirectory);
             var weights = TensorData.ToFloats(w, graph.BaseDirectory);
-            int channels = (int)w.Dims[0], per = weights.Length / channels;
+            // Output channel of each weight: Conv [M, C/g, k…] → index / per; ConvTranspose [C, M/g, k…] → group·(M/g) + column.
+            bool transposed = conv.OpType == "ConvTranspose";
+            int group = (int)NodeAttributes.GetInt(conv, "group", 1);
+            int channels = transposed ? (int)w.Dims[1] * group : (int)w.Dims[0];
+            int per = weights.Length / (int)w.Dims[0];
+            int inner = transposed ? per / (int)w.Dims[1] : per, inPerGroup = transposed ? (int)w.Dims[0] / group : 0;
+            int ChannelOf(int i) => transposed ? (i / per) / inPerGroup * (int)w.Dims[1] + (i % per) / inner : i / per;
             if (g.Length != channels) continue;
             var bias = conv.Input.Count > 2 && conv.Input[2].Length > 0 ? graph.InitializerFloats(conv.Input[2]) : new float[channels];
             var newWeights = new float[weights.Length];
             var newBias = new float[channels];
             var scale = new float[channels];
+            var ks = new double[channels];
             for (int c = 0; c < channels; c++)
             {
-                double k = g[c] / Math.Sqrt(v[c] + eps);
+                double k = ks[c] = g[c] / Math.Sqrt(v[c] + eps);
                 scale[c] = (float)k;
-                for (int i = 0; i < per; i++) newWeights[c * per + i] = (float)(weights[c * per + i] * k);
                 newBias[c] = (float)((bias[c] - mu[c]) * k + bt[c]);
             }
+            for (int i = 0; i < weights.Length; i++) newWeights[i] = (float)(weights[i] * ks[ChannelOf(i)]);
             string wName = graph.UniqueName(conv.Input[1] + "_bnfolded");
             string bName = graph.UniqueName((conv.Name.Length > 0 ? conv.Name : bn.Output[0]) + "_bias_bnfolded");
             graph.AddInitializer(TensorData.FromFloats(wName, TensorData.Shape(w), newWeights));

@@ -15,6 +15,11 @@ public sealed record RunnerOptions
     public string? OptimizedModelPath { get; init; }
     /// <summary>When set, ONNX Runtime profiles every run into a JSON trace with this path prefix (<see cref="OrtRunner.EndProfiling"/>).</summary>
     public string? ProfilePrefix { get; init; }
+    /// <summary>
+    /// ONNX Runtime's CPU memory arena keeps the largest footprint a session ever had; sessions that fetch changing sets of
+    /// intermediate tensors (calibration, per-layer errors) run without it so memory goes back after each run.
+    /// </summary>
+    public bool MemoryArena { get; init; } = true;
 }
 
 /// <summary>
@@ -49,7 +54,7 @@ public sealed class OrtRunner : IDisposable
     private static OrtRunner Create(Func<SessionOptions, InferenceSession> open, RunnerOptions? options, string nameForErrors)
     {
         options ??= new RunnerOptions();
-        var so = new SessionOptions { GraphOptimizationLevel = options.Optimization, LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR };
+        var so = new SessionOptions { GraphOptimizationLevel = options.Optimization, LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR, EnableCpuMemArena = options.MemoryArena };
         if (options.Threads > 0)
         {
             so.IntraOpNumThreads = options.Threads;
@@ -81,7 +86,7 @@ public sealed class OrtRunner : IDisposable
     public int[] OutputShape(string name) => _session.OutputMetadata[name].Dimensions;
 
     /// <summary>The first input's fixed batch size, or -1 when the batch dimension is symbolic.</summary>
-    private int FixedBatch => InputShape(InputNames[0]) is { Length: > 0 } s && s[0] > 0 ? s[0] : -1;
+    public int FixedBatch => InputShape(InputNames[0]) is { Length: > 0 } s && s[0] > 0 ? s[0] : -1;
 
     /// <summary>Runs one batch through a single-input model.</summary>
     public Dictionary<string, FloatTensor> Run(FloatTensor input, IReadOnlyList<string>? outputs = null) =>

@@ -39,6 +39,14 @@ public static class ActivationParameters
         });
         for (int i = 0; i < groups.Count; i++)
             foreach (var member in groups[i].Value) result[member] = chosen[i];
+        // y = k·x read from x's codes: scale k·s_x, x's zero point (QuantizationPlan.ScaledCopies), in graph order so chains compose.
+        foreach (var t in plan.QdqTensors)
+            if (plan.IsScaledCopy(t))
+            {
+                var (_, source, k) = plan.ScaledCopies[t];
+                var p = result[source];
+                result[t] = new QuantParams(p.Scale * k, p.ZeroPoint);
+            }
         return result;
     }
 }

@@ -94,6 +94,9 @@ public static class BenchJob
         }
         finally
         {
+            // PTQ_PROFILE_DIR keeps the raw traces (chrome://tracing format) for a closer look.
+            if (trace is not null && Environment.GetEnvironmentVariable("PTQ_PROFILE_DIR") is { Length: > 0 } keep)
+                File.Copy(trace, Path.Combine(keep, Path.GetFileNameWithoutExtension(model) + ".profile.json"), overwrite: true);
             if (trace is not null) try { File.Delete(trace); } catch (IOException) { }
         }
     }

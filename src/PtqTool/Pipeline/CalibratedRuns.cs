@@ -22,7 +22,7 @@ public sealed class CalibratedRuns : IDisposable
             stats.Save(statsPath);
             _fromStats = request with
             {
-                StatsPaths = [statsPath], Synthetic = null, ReportPaths = [], MaxDrop = null,
+                StatsPaths = [statsPath], Synthetic = null, ReportPaths = [], MaxDrop = null, MinSqnr = null, MinCosine = null,
                 OutputPath = Path.Combine(_work.FullName, "model.onnx"),
             };
         }

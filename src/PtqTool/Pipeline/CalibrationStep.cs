@@ -17,13 +17,14 @@ public static class CalibrationStep
             CheckFinite(merged, request.StatsPaths[0]);
             return (merged, $"{request.StatsPaths.Count} statistics file(s)");
         }
-        ActivationStatistics Collect(IEnumerable<SampleBatch> batches) =>
+        ActivationStatistics Collect(Func<int, IEnumerable<SampleBatch>> batches) =>
             StatisticsCollector.Collect(model.Folded.Model, model.Plan.StatsTensors, batches, model.Sha256,
-                new Onnx.RunnerOptions { Threads = request.Threads }, channelTensors: model.Plan.Weights.Select(w => w.Node.Input[0]).Distinct().ToList());
+                new Onnx.RunnerOptions { Threads = request.Threads }, channelTensors: model.Plan.Weights.Select(w => w.Node.Input[0]).Distinct().ToList(),
+                budgetBytes: (long)request.MemoryBudgetMiB << 20, release: MemoryUse.Release);
         if (request.Synthetic is not null)
         {
             var samples = SyntheticSamples(model, request, progress);
-            var synthetic = Collect(Batches(samples, request.Batch));
+            var synthetic = Collect(_ => Batches(samples, request.Batch));
             CheckFinite(synthetic, $"--synthetic {request.Synthetic}");
             return (synthetic, $"{request.Synthetic} ({samples.Batch} synthetic samples)");
         }
@@ -34,10 +35,18 @@ public static class CalibrationStep
         if (request.Limit is int limit) files = Subset.Spread(files, limit);
         if (request.Shard is (int index, int count)) files = SampleFolder.Shard(files, index, count);
         if (files.Count == 0) throw new PtqException($"{request.CalibDir}: this shard holds no samples");
-        var reader = new BatchReader(files, model.Preprocessing, model.SampleShape, request.Batch) { Strict = request.Strict };
-        progress.Start("calibrating", files.Count);
-        var stats = Collect(reader.Read(progress.Report));
+        BatchReader? first = null;
+        IEnumerable<SampleBatch> Pass(int pass)
+        {
+            // A pass per group of exposed tensors when one sample's tensors exceed --memory-budget; the first counts skips.
+            var reader = new BatchReader(files, model.Preprocessing, model.SampleShape, request.Batch) { Strict = request.Strict };
+            if (pass == 0) first = reader;
+            progress.Start(pass == 0 ? "calibrating" : $"calibrating (pass {pass + 1})", files.Count);
+            return reader.Read(progress.Report);
+        }
+        var stats = Collect(Pass);
         progress.Finish();
+        var reader = first!;
         stats.Skipped = reader.Skipped;
         foreach (var w in reader.Warnings.Take(5)) progress.Warn($"warning: skipped {w}");
         if (reader.Skipped > 5) progress.Warn($"warning: skipped {reader.Skipped} files in all");
@@ -62,7 +71,7 @@ public static class CalibrationStep
         if (request.Synthetic == "gaussian")
             return new Onnx.FloatTensor(Distill.ZeroQDistiller.Gaussian(Onnx.FloatTensor.Count(shape), o.Seed), shape);
         progress.Start("distilling (ZeroQ)", o.Iterations);
-        var result = Distill.ZeroQDistiller.Run(model.OriginalForRuntime(), model.SampleShape, o, progress.Report);
+        var result = Distill.ZeroQDistiller.Run(model.NormalizedForRuntime(), model.SampleShape, o, progress.Report);
         progress.Finish();
         progress.Message($"ZeroQ: BN loss {result.Losses[0]:G4} -> {result.Losses[^1]:G4} over {o.Iterations} iterations ({result.BatchNormLayers} BN layers)");
         return result.Samples;

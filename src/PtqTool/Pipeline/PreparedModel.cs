@@ -14,6 +14,10 @@ public sealed class PreparedModel
 {
     public required string Path { get; init; }
     public required OnnxGraph Original { get; init; }
+    /// <summary>The original upgraded to opset 13 and normalized (<see cref="GraphNormalizer"/>), external data inlined: what is folded, planned and distilled.</summary>
+    public required OnnxGraph Normalized { get; init; }
+    public required OpsetUpgradeSummary Upgrade { get; init; }
+    public required NormalizationSummary Normalization { get; init; }
     public required OnnxGraph Folded { get; init; }
     public required int FoldedBatchNorms { get; init; }
     public required QuantizationPlan Plan { get; init; }
@@ -34,15 +38,12 @@ public sealed class PreparedModel
         var external = ModelChecks.ExternalDataFiles(original);
         ModelChecks.FiniteWeights(original, request.ModelPath);
         ExclusionCheck.Verify(original, request.Options.Exclude);
-        long opset = original.OpsetVersion();
-        if (opset < 10)
-            throw new PtqException($"{request.ModelPath}: opset {opset} has no QuantizeLinear/DequantizeLinear (needs opset 10 or later)");
+        // The model as the plan sees it: opset 13 (per-channel QDQ exists there), Constants as initializers, the
+        // exporter's activation patterns in one form. The FP32 reference stays the user's own file.
+        var normalized = new OnnxGraph(InlineCopy(original), original.BaseDirectory);
+        var upgrade = OpsetUpgrade.ToOpset13(normalized, request.ModelPath);
+        var normalization = GraphNormalizer.Normalize(normalized);
         var options = request.Options.ForTarget();
-        if (opset < 13 && options.PerChannelWeights)
-        {
-            warn($"warning: {request.ModelPath}: opset {opset} < 13 has no per-channel DequantizeLinear; using per-tensor weights");
-            options = options with { PerChannelWeights = false };
-        }
         if (options.Loss == "entropy" && options.ActivationBits < 8)
             warn($"warning: entropy calibration is built for 8-bit activations; at {options.ActivationBits} bits its KL search clips almost everything (see docs/results.md): prefer msqe or qsin");
         int[] declared, outputShape;
@@ -56,7 +57,7 @@ public sealed class PreparedModel
         var input = new ModelInput(original.DataInputs().First().Name, declared);
         var preprocessing = PreprocessingResolver.Resolve(request.ModelPath, declared, request.Preprocessing);
 
-        var folded = new OnnxGraph(InlineCopy(original), original.BaseDirectory);
+        var folded = new OnnxGraph(normalized.Model.Clone(), original.BaseDirectory);
         int bn = BatchNormFolding.Fold(folded);
         var plan = PlanBuilder.Build(folded, options);
         if (plan.FloatOps.Count > 0)
@@ -70,7 +71,7 @@ public sealed class PreparedModel
             throw new PtqException($"{request.ModelPath}: nothing to quantize (no supported ops: {string.Join(", ", OpHandlers.SupportedOps)})");
         return new PreparedModel
         {
-            Path = request.ModelPath, Original = original, Folded = folded, FoldedBatchNorms = bn, Plan = plan, Options = options,
+            Path = request.ModelPath, Original = original, Normalized = normalized, Upgrade = upgrade, Normalization = normalization, Folded = folded, FoldedBatchNorms = bn, Plan = plan, Options = options,
             Preprocessing = preprocessing, SampleShape = input.SampleShape(preprocessing, request.ModelPath),
             Sha256 = ModelChecks.Digest(request.ModelPath, external),
             ExternalDataFiles = external,
@@ -87,6 +88,9 @@ public sealed class PreparedModel
         return copy;
     }
 
-    /// <summary>The original model as ONNX Runtime takes it (external data inlined).</summary>
+    /// <summary>The original model as ONNX Runtime takes it (external data inlined): the FP32 reference.</summary>
     public Onnx.Proto.ModelProto OriginalForRuntime() => InlineCopy(Original);
+
+    /// <summary>The normalized opset-13 model, for work that must understand every op (ZeroQ's gradient graph).</summary>
+    public Onnx.Proto.ModelProto NormalizedForRuntime() => Normalized.Model.Clone();
 }

@@ -14,9 +14,6 @@ namespace PtqTool.Pipeline;
 /// </summary>
 public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progress)
 {
-    /// <summary>How many evaluation batches the per-layer SQNR uses.</summary>
-    public const int LayerBatches = 2;
-
     public QuantizationReport Run()
     {
         request.Validated();
@@ -32,7 +29,11 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
         CheckPaths(model, output, sidecar);
         // Everything the evaluation needs is checked now, before the calibration work.
         var evaluationSet = EvaluationSet.Resolve(request, model);
+        var gate = request.ResolveGate(evaluationSet.Labelled, model.OutputShape);
+        MemoryUse.Trace("preparing");
         var (stats, calibrationSource) = CalibrationStep.Run(model, request, progress);
+        MemoryUse.Release();
+        MemoryUse.Trace("calibration");
         var parameters = ActivationParameters.Choose(model.Plan, stats, model.Options);
         var means = stats.Channels.ToDictionary(kv => kv.Key, kv => kv.Value.Means, StringComparer.Ordinal);
         var summary = QdqRewriter.Apply(model.Folded, model.Plan, parameters, model.Options, means);
@@ -47,26 +48,10 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
         if (saturation.CanSaturate)
             progress.Warn($"warning: {saturation.Summary}; the accuracy measured here does not hold on {KernelTargets.Name(target.Target)} (use the target's own --saturation-guard)");
 
-        var runnerOptions = new RunnerOptions { Threads = request.Threads };
-        using var int8 = OrtRunner.FromModel(quantized, runnerOptions, "quantized model");
-        var original = model.OriginalForRuntime();
-        using var fp32 = OrtRunner.FromModel(original, runnerOptions, request.ModelPath);
-
-        var batches = new List<SampleBatch>();
-        progress.Start("evaluating", evaluationSet.Total);
-        OutputComparison fused, semantic;
-        // The unfused session goes before the latency timing below, so its threads do not compete with it.
-        using (var exact = OrtRunner.FromModel(quantized, runnerOptions with { Optimization = GraphOptimizationLevel.ORT_DISABLE_ALL }, "quantized model"))
-            (fused, semantic) = Compare(fp32, int8, exact, Keep(evaluationSet.Batches(), batches, LayerBatches));
-        progress.Finish();
-        int evalSkipped = evaluationSet.Reader?.Skipped ?? 0;
-        foreach (var w in evaluationSet.Reader?.Warnings.Take(5) ?? []) progress.Warn($"warning: skipped {w}");
-        if (fused.Samples == 0) throw new PtqException($"{evaluationSet.Source}: no sample could be read ({evalSkipped} skipped)");
-
-        var layers = LayerErrors.Measure(original, quantized, model.Plan.QdqTensors, QdqRewriter.DequantizedName,
-            t => (parameters[t].Scale, parameters[t].ZeroPoint), batches, runnerOptions);
-        var latencyBatch = batches[0].Input;
-        var (fp32Ms, int8Ms) = Latency.CompareMedians(fp32, int8, latencyBatch);
+        var measured = EvaluationStep.Run(model.OriginalForRuntime(), quantized, evaluationSet, model.Plan.QdqTensors,
+            t => (parameters[t].Scale, parameters[t].ZeroPoint), new RunnerOptions { Threads = request.Threads }, progress, (long)request.MemoryBudgetMiB << 20);
+        var (fused, semantic, layers) = (measured.Fused, measured.Exact, measured.Layers);
+        MemoryUse.Trace("evaluation");
 
         // Nothing is written until here: the model, its sidecar and the reports are staged and renamed together.
         using var outputs = AtomicFile.Begin();
@@ -82,23 +67,27 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
             CalibrationSkipped = stats.Skipped,
             ObservedTensors = stats.Tensors.Count,
             FoldedBatchNorms = model.FoldedBatchNorms,
+            Upgrade = model.Upgrade,
+            Normalization = model.Normalization,
             Rewrite = summary,
             FloatOps = model.Plan.FloatOps,
             EvaluationSource = evaluationSet.Source,
-            EvaluationSkipped = evalSkipped,
+            EvaluationSkipped = measured.Skipped,
             Outputs = fused,
             ExactOutputs = semantic,
             Layers = layers,
             Fp32Bytes = new FileInfo(request.ModelPath).Length,
             Int8Bytes = quantized.CalculateSize(),
-            LatencyBatch = latencyBatch.Batch,
-            Fp32LatencyMs = fp32Ms,
-            Int8LatencyMs = int8Ms,
+            LatencyBatch = measured.LatencyBatch,
+            Fp32LatencyMs = measured.Fp32Ms,
+            Int8LatencyMs = measured.Int8Ms,
             Target = target,
             Saturation = saturation,
             NativeSaturation = nativeSaturation,
             OnnxRuntimeOps = FusedOps.Count(optimized),
             MaxDrop = request.MaxDrop,
+            PeakRssBytes = MemoryUse.PeakBytes(),
+            Gate = gate,
         };
         foreach (var path in request.ReportPaths) ReportWriters.Write(report, path);
         outputs.Commit();
@@ -120,29 +109,4 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
         check.Verify();
     }
 
-    /// <summary>One pass over the evaluation data: FP32 against this CPU's fused integer kernels and against exact QDQ semantics.</summary>
-    private (OutputComparison Fused, OutputComparison Exact) Compare(OrtRunner fp32, OrtRunner int8, OrtRunner exact, IEnumerable<SampleBatch> batches)
-    {
-        var fused = new OutputComparer();
-        var semantic = new OutputComparer();
-        string output = fp32.OutputNames[0];
-        foreach (var batch in batches)
-        {
-            var f = fp32.Run(batch.Input, [output])[output];
-            fused.Add(batch.Labels, f, int8.Run(batch.Input, [output])[output], batch.Files);
-            semantic.Add(batch.Labels, f, exact.Run(batch.Input, [output])[output], batch.Files);
-            progress.Report(fused.Samples);
-        }
-        return (fused.Result(), semantic.Result());
-    }
-
-    /// <summary>Passes batches through while keeping the first few for the per-layer comparison and latency.</summary>
-    private static IEnumerable<SampleBatch> Keep(IEnumerable<SampleBatch> source, List<SampleBatch> kept, int count)
-    {
-        foreach (var b in source)
-        {
-            if (kept.Count < count) kept.Add(b);
-            yield return b;
-        }
-    }
 }

@@ -19,7 +19,13 @@ public sealed record QuantizeRequest
     public int Batch { get; init; } = 32;
     public bool Strict { get; init; }
     public int Threads { get; init; }
+    /// <summary>Budget for the intermediate tensors one calibration or per-layer run fetches at once (docs/real-models.md).</summary>
+    public int MemoryBudgetMiB { get; init; } = (int)(Onnx.OutputGroups.DefaultBudgetBytes >> 20);
     public double? MaxDrop { get; init; }
+    /// <summary>--metric: what the gate and the report's headline compare (default from labels and the output shape).</summary>
+    public string? Metric { get; init; }
+    public double? MinSqnr { get; init; }
+    public double? MinCosine { get; init; }
     public (int Index, int Count)? Shard { get; init; }
     public IReadOnlyList<string> ReportPaths { get; init; } = [];
     /// <summary>Data-free calibration: "zeroq" (distilled from BatchNormalization statistics) or "gaussian" (N(0,1) inputs).</summary>
@@ -27,6 +33,33 @@ public sealed record QuantizeRequest
     public Distill.DistillOptions Distill { get; init; } = new();
 
     public string ResolvedOutputPath => OutputPath ?? Path.ChangeExtension(ModelPath, null) + (Options.WeightBits == 8 && Options.ActivationBits == 8 ? ".int8.onnx" : $".w{Options.WeightBits}a{Options.ActivationBits}.onnx");
+
+    /// <summary>
+    /// The gate: --metric (or the one a threshold implies, or the default for the data and output), with the threshold
+    /// given for it. A threshold of another metric's kind is an error.
+    /// </summary>
+    public Evaluation.Gate ResolveGate(bool labelled, int[] outputShape)
+    {
+        var implied = MinSqnr is not null ? Evaluation.GateMetric.Sqnr : MinCosine is not null ? Evaluation.GateMetric.Cosine : (Evaluation.GateMetric?)null;
+        var metric = Metric is string m ? Evaluation.Gate.Parse(m) : implied ?? Evaluation.Gate.Default(labelled, outputShape);
+        if (metric == Evaluation.GateMetric.Top1 && !labelled)
+            throw new PtqException("--metric top1 needs a labelled --eval folder (one sub-folder per class)");
+        var gate = new Evaluation.Gate(metric, metric switch
+        {
+            Evaluation.GateMetric.Sqnr => MinSqnr,
+            Evaluation.GateMetric.Cosine => MinCosine,
+            _ => MaxDrop,
+        });
+        double? stray = metric switch
+        {
+            Evaluation.GateMetric.Sqnr => MaxDrop ?? MinCosine,
+            Evaluation.GateMetric.Cosine => MaxDrop ?? MinSqnr,
+            _ => MinSqnr ?? MinCosine,
+        };
+        if (stray is not null)
+            throw new PtqException($"the gate measures {gate.Describe()} (--metric {Evaluation.Gate.Name(metric)}); give its threshold with {gate.Option}");
+        return gate;
+    }
 
     /// <summary>Largest --batch: one batch of a 3×224×224 model is already 600 MB at this size.</summary>
     public const int MaxBatch = 1024;
@@ -49,7 +82,13 @@ public sealed record QuantizeRequest
         if (Synthetic is not null) Distill.Validated();
         if (Threads < 0 || Threads > Environment.ProcessorCount)
             throw new PtqException($"--threads: {Threads} must be 0 (automatic) to {Environment.ProcessorCount} (this machine's cores)");
+        if (MemoryBudgetMiB is < 16 or > 1 << 20) throw new PtqException($"--memory-budget: {MemoryBudgetMiB} MiB must be in 16..1048576");
         if (MaxDrop is double m && (m < 0 || !double.IsFinite(m))) throw new PtqException($"--max-drop: {m} must be a non-negative number of points");
+        if (MinSqnr is double q && !double.IsFinite(q)) throw new PtqException($"--min-sqnr: {q} must be a number of dB");
+        if (MinCosine is double c && !(c >= -1 && c <= 1)) throw new PtqException($"--min-cosine: {c} must be in [-1, 1]");
+        if (new[] { MaxDrop, MinSqnr, MinCosine }.Count(t => t is not null) > 1)
+            throw new PtqException("give one gate threshold: --max-drop (top1, agreement), --min-sqnr or --min-cosine");
+        if (Metric is not null) Evaluation.Gate.Parse(Metric);
         foreach (var r in ReportPaths)
             if (Path.GetExtension(r).ToLowerInvariant() is not (".json" or ".md" or ".markdown"))
                 throw new PtqException($"--report: {r}: unknown format (use a .json or .md file name)");

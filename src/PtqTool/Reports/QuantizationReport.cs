@@ -16,6 +16,8 @@ public sealed record QuantizationReport
     public required long CalibrationSkipped { get; init; }
     public required int ObservedTensors { get; init; }
     public required int FoldedBatchNorms { get; init; }
+    public Onnx.OpsetUpgradeSummary? Upgrade { get; init; }
+    public Onnx.NormalizationSummary? Normalization { get; init; }
     public required RewriteSummary Rewrite { get; init; }
     public required IReadOnlyDictionary<string, int> FloatOps { get; init; }
     public required string EvaluationSource { get; init; }
@@ -38,6 +40,9 @@ public sealed record QuantizationReport
     public required SaturationReport NativeSaturation { get; init; }
     public required IReadOnlyDictionary<string, int> OnnxRuntimeOps { get; init; }
     public double? MaxDrop { get; init; }
+    /// <summary>Peak resident memory of the run, in bytes.</summary>
+    public long PeakRssBytes { get; init; }
+    public required Gate Gate { get; init; }
 
     /// <summary>
     /// The accuracy that holds for the target: this CPU's fused kernels when it runs the target's kernels; otherwise
@@ -49,11 +54,11 @@ public sealed record QuantizationReport
         ? "this CPU's fused integer kernels (it runs the target's kernels)"
         : $"exact QDQ semantics (this CPU runs {KernelTargets.Name(Target.Native)} kernels, not {KernelTargets.Name(Target.Target)})";
 
-    /// <summary>The number the CI gate compares with --max-drop: top-1 drop with labels, else 100 − top-1 agreement.</summary>
-    public double GateValue => GateOutputs.Labelled ? GateOutputs.Top1Drop : 100 - GateOutputs.Agreement;
+    /// <summary>The number the CI gate compares with its threshold (<see cref="Gate"/>), on <see cref="GateOutputs"/>.</summary>
+    public double GateValue => Gate.Value(GateOutputs);
 
     /// <summary>Measured off target, a model whose target kernels can saturate has no accuracy the gate could vouch for.</summary>
-    public bool GatePassed => MaxDrop is not double limit || (GateValue <= limit && (Target.OnTarget || !Saturation.CanSaturate));
+    public bool GatePassed => Gate.Threshold is null || (Gate.Passes(GateOutputs) && (Target.OnTarget || !Saturation.CanSaturate));
 
     /// <summary>Fused minus exact: what this CPU's kernels add to (or take from) the quantization error, and why.</summary>
     public (double Top1, double SqnrDb, string Cause) KernelGap

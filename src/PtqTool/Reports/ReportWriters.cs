@@ -37,6 +37,13 @@ public static class ReportWriters
             w.WriteString("output", r.OutputModel);
             w.WriteNumber("fp32_bytes", r.Fp32Bytes);
             w.WriteNumber("int8_bytes", r.Int8Bytes);
+            if (r.Upgrade is { } u)
+            {
+                w.WriteNumber("opset", u.From);
+                w.WriteNumber("quantized_opset", u.To);
+                WriteCounts(w, "opset_rewrites", u.Rewritten);
+            }
+            if (r.Normalization is { } nz) WriteCounts(w, "normalized", nz.Changes);
             w.WriteEndObject();
             w.WriteStartObject("options");
             w.WriteString("loss", r.Options.Loss);
@@ -109,6 +116,9 @@ public static class ReportWriters
             Number(w, "speedup", r.Fp32LatencyMs / r.Int8LatencyMs);
             w.WriteString("cpu", r.Target.MeasuredOn.Describe());
             w.WriteEndObject();
+            w.WriteStartObject("resources");
+            w.WriteNumber("peak_rss_bytes", r.PeakRssBytes);
+            w.WriteEndObject();
             w.WriteStartArray("layers");
             foreach (var l in r.Layers)
             {
@@ -123,6 +133,8 @@ public static class ReportWriters
             w.WriteEndArray();
             w.WriteStartObject("gate");
             if (r.MaxDrop is double m) w.WriteNumber("max_drop", m); else w.WriteNull("max_drop");
+            w.WriteString("metric", Gate.Name(r.Gate.Metric));
+            if (r.Gate.Threshold is double th) w.WriteNumber("threshold", th); else w.WriteNull("threshold");
             Number(w, "value", r.GateValue);
             w.WriteString("basis", r.GateBasis);
             w.WriteBoolean("passed", r.GatePassed);
@@ -147,8 +159,8 @@ public static class ReportWriters
         w.AppendLine();
         foreach (var note in Notes(r)) w.AppendLine($"- {note}");
         w.AppendLine();
-        if (r.MaxDrop is double m)
-            w.AppendLine($"Gate: {GateName(r)} {Format.F(r.GateValue)} pt vs max {Format.F(m)} pt on {r.GateBasis}: **{(r.GatePassed ? "passed" : "FAILED")}**.");
+        if (r.Gate.Threshold is double m)
+            w.AppendLine($"Gate: {GateText(r, m)} on {r.GateBasis}: **{(r.GatePassed ? "passed" : "FAILED")}**.");
         w.AppendLine();
         w.AppendLine($"Saturation check ({KernelTargets.Name(r.Saturation.Target)}, {r.Saturation.Method}):");
         w.AppendLine();
@@ -172,6 +184,8 @@ public static class ReportWriters
         w.AppendLine($"{r.InputModel} -> {r.OutputModel}");
         w.AppendLine($"  loss {r.Options.Loss}; {Describe(r)}");
         w.AppendLine($"  target {KernelTargets.Name(r.Target.Target)} (saturation guard {SaturationGuards.Name(r.Target.Guard)}); measured on {r.Target.MeasuredOn.Describe()}");
+        if (r.Upgrade is { Upgraded: true } up) w.AppendLine($"  model upgraded: {up}");
+        if (r.Normalization is { Changes.Count: > 0 } nz) w.AppendLine($"  graph normalized: {nz}");
         w.AppendLine($"  calibration: {r.CalibrationSource}, {r.CalibrationSamples} samples ({r.CalibrationSkipped} skipped), {r.ObservedTensors} tensors observed");
         w.AppendLine($"  evaluation: {r.EvaluationSource}, {r.Outputs.Samples} samples{(r.EvaluationSkipped > 0 ? $" ({r.EvaluationSkipped} unreadable, skipped)" : "")}");
         w.AppendLine();
@@ -183,8 +197,8 @@ public static class ReportWriters
         if (r.FloatOps.Count > 0) w.AppendLine($"  kept in float: {string.Join(", ", r.FloatOps.Select(kv => $"{kv.Key} {kv.Value}"))}");
         w.AppendLine($"  worst layers (SQNR vs FP32, dB):");
         foreach (var l in r.Layers.Take(worstLayers)) w.AppendLine($"    {Format.F(l.SqnrDb, 1),6}  {l.Tensor}  ({l.Producer})");
-        if (r.MaxDrop is double m)
-            w.AppendLine($"  gate: {GateName(r)} {Format.F(r.GateValue)} pt, max {Format.F(m)} pt, on {r.GateBasis}: {(r.GatePassed ? "passed" : "FAILED")}");
+        if (r.Gate.Threshold is double m)
+            w.AppendLine($"  gate: {GateText(r, m)}, on {r.GateBasis}: {(r.GatePassed ? "passed" : "FAILED")}");
         return w.ToString();
     }
 
@@ -210,7 +224,10 @@ public static class ReportWriters
         return w.ToString();
     }
 
-    public static string GateName(QuantizationReport r) => r.GateOutputs.Labelled ? "top-1 drop" : "100 - agreement";
+    /// <summary>"top-1 drop 0.20 pt (max 1.00)", "output SQNR 31.2 dB (min 25.0)".</summary>
+    public static string GateText(QuantizationReport r, double threshold) =>
+        $"{r.Gate.Describe()} {Format.F(r.GateValue, r.Gate.Metric == GateMetric.Cosine ? 5 : r.Gate.Metric == GateMetric.Sqnr ? 1 : 2)} {r.Gate.Unit}".TrimEnd()
+        + $" ({(r.Gate.Metric is GateMetric.Top1 or GateMetric.Agreement ? "max" : "min")} {Format.F(threshold, r.Gate.Metric == GateMetric.Cosine ? 5 : 2)})";
 
     /// <summary>What the reader must know to trust the numbers: the saturation verdicts, where the accuracy holds, the kernel gap.</summary>
     private static IEnumerable<string> Notes(QuantizationReport r)

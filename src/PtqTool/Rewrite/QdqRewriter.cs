@@ -77,11 +77,21 @@ public static class QdqRewriter
             }
         }
 
+        foreach (var (node, index) in plan.ConstantInputs)
+            node.Input[index] = AddDequantizedConstant(graph, node.Input[index], actSpec);
+
         int pairs = 0;
+        var quantizedOf = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (string tensor in plan.QdqTensors)
         {
             if (!activations.TryGetValue(tensor, out var p)) throw new InvalidOperationException($"no parameters for '{tensor}'");
-            InsertQdq(graph, tensor, p, actSpec);
+            if (plan.IsScaledCopy(tensor) && quantizedOf.TryGetValue(plan.ScaledCopies[tensor].Source, out var codes))
+            {
+                quantizedOf[tensor] = codes;
+                ReadScaledCopy(graph, tensor, plan.ScaledCopies[tensor].Mul, codes, p, actSpec);
+                continue;
+            }
+            quantizedOf[tensor] = InsertQdq(graph, tensor, p, actSpec);
             pairs++;
         }
         foreach (var t in graph.Graph.Initializer.Select(t => t.Name).ToList()) BatchNormFolding.RemoveIfUnused(graph, t);
@@ -101,15 +111,43 @@ public static class QdqRewriter
         return new RewriteSummary(pairs, done.Count, biases, corrected, plan.FoldedActivations.Count, raised, weightStorage, actStorage, bounded, weightSqnr);
     }
 
-    private static void InsertQdq(OnnxGraph graph, string tensor, QuantParams p, QuantSpec spec)
+    /// <summary>
+    /// y = k·x without a Mul: y's consumers dequantize x's codes with y's parameters (scale k·s_x, x's zero point);
+    /// the Mul and the DequantizeLinear that fed it go.
+    /// </summary>
+    private static void ReadScaledCopy(OnnxGraph graph, string tensor, NodeProto mul, string codes, QuantParams p, QuantSpec spec)
     {
-        bool unsigned = !spec.Range.IsSigned;
+        var feeding = mul.Input.Select(graph.Producer).Where(n => n is { OpType: "DequantizeLinear" }).ToList();
+        graph.RemoveNode(mul);
+        foreach (var dq in feeding)
+            if (graph.Consumers(dq!.Output[0]).Count == 0) graph.RemoveNode(dq);
+        var (scale, zero) = AddScaleAndZero(graph, tensor, p, spec);
+        var consumers = graph.Consumers(tensor).ToList();
+        foreach (var c in consumers)
+        {
+            string dequantized = graph.UniqueName(DequantizedName(tensor));
+            graph.AddNode(NodeAttributes.Node("DequantizeLinear", graph.UniqueName(tensor + "_DequantizeLinear"), [codes, scale, zero], [dequantized]));
+            for (int i = 0; i < c.Input.Count; i++)
+                if (c.Input[i] == tensor) c.Input[i] = dequantized;
+        }
+    }
+
+    private static (string Scale, string Zero) AddScaleAndZero(OnnxGraph graph, string tensor, QuantParams p, QuantSpec spec)
+    {
         string scale = graph.UniqueName(tensor + "_scale");
         string zero = graph.UniqueName(tensor + "_zero_point");
         graph.AddInitializer(TensorData.FromFloats(scale, [], [(float)p.Scale]));
-        graph.AddInitializer(unsigned
-            ? TensorData.FromUInt8(zero, [], [(byte)p.ZeroPoint])
-            : TensorData.FromInt8(zero, [], [(sbyte)p.ZeroPoint]));
+        graph.AddInitializer(spec.Range.IsSigned
+            ? TensorData.FromInt8(zero, [], [(sbyte)p.ZeroPoint])
+            : TensorData.FromUInt8(zero, [], [(byte)p.ZeroPoint]));
+        return (scale, zero);
+    }
+
+    /// <returns>The quantized tensor's name.</returns>
+    private static string InsertQdq(OnnxGraph graph, string tensor, QuantParams p, QuantSpec spec)
+    {
+        bool unsigned = !spec.Range.IsSigned;
+        var (scale, zero) = AddScaleAndZero(graph, tensor, p, spec);
         string source = tensor;
         var consumers = graph.Consumers(tensor).ToList();
         var added = new List<NodeProto>();
@@ -136,6 +174,7 @@ public static class QdqRewriter
                 if (c.Input[i] == tensor) c.Input[i] = dequantized;
         }
         foreach (var n in added) graph.AddNode(n);
+        return quantized;
     }
 
     /// <summary>10·log10(Σw² / Σ(w − s·q)²) of one weight tensor against its dequantized values.</summary>
@@ -187,6 +226,25 @@ public static class QdqRewriter
         var node = NodeAttributes.Node("DequantizeLinear", graph.UniqueName(weight + "_DequantizeLinear"), [q, scale, zero], [dq]);
         if (axis >= 0) node.Attribute.Add(NodeAttributes.Int("axis", axis));
         graph.AddNode(node);
+        return dq;
+    }
+
+    /// <summary>A float constant as an 8-bit initializer of the activations' type (min-max over its values, 0 included: a scalar is exact) behind its own DequantizeLinear.</summary>
+    private static string AddDequantizedConstant(OnnxGraph graph, string constant, QuantSpec actSpec)
+    {
+        var tensor = graph.ConstantValue(constant)!;
+        var values = TensorData.ToFloats(tensor, graph.BaseDirectory);
+        bool unsigned = !actSpec.Range.IsSigned;
+        var range = unsigned ? IntegerRange.UInt8 : IntegerRange.Int8;
+        var p = RangeMapping.FromRange(values.Min(), values.Max(), new QuantSpec(range, Symmetric: false));
+        var codes = values.Select(v => UniformQuantizer.Quantize(v, p.Scale, p.ZeroPoint, range)).ToArray();
+        string q = graph.UniqueName(constant + "_quantized"), scale = graph.UniqueName(constant + "_scale"), zero = graph.UniqueName(constant + "_zero_point");
+        var shape = TensorData.Shape(tensor);
+        graph.AddInitializer(unsigned ? TensorData.FromUInt8(q, shape, codes.Select(c => (byte)c).ToArray()) : TensorData.FromInt8(q, shape, codes.Select(c => (sbyte)c).ToArray()));
+        graph.AddInitializer(TensorData.FromFloats(scale, [], [(float)p.Scale]));
+        graph.AddInitializer(unsigned ? TensorData.FromUInt8(zero, [], [(byte)p.ZeroPoint]) : TensorData.FromInt8(zero, [], [(sbyte)p.ZeroPoint]));
+        string dq = graph.UniqueName(DequantizedName(constant));
+        graph.AddNode(NodeAttributes.Node("DequantizeLinear", graph.UniqueName(constant + "_DequantizeLinear"), [q, scale, zero], [dq]));
         return dq;
     }
 

@@ -23,6 +23,21 @@ public sealed class QuantizationPlan
     public HashSet<string> StatsTensors { get; } = new(StringComparer.Ordinal);
     public Dictionary<string, (double Lo, double Hi)> FixedRanges { get; } = new(StringComparer.Ordinal);
     public List<WeightUse> Weights { get; } = [];
+    /// <summary>
+    /// Constant inputs of quantized elementwise ops (an Add's bias, a Mul's scale): quantized as initializers behind a
+    /// DequantizeLinear, so that ONNX Runtime fuses the op (QLinearAdd/QLinearMul need every input dequantized).
+    /// </summary>
+    public List<(NodeProto Node, int Index)> ConstantInputs { get; } = [];
+    /// <summary>
+    /// Outputs of Mul by a positive scalar constant k: y = k·x is x's codes read with scale k·s_x, so the Mul and y's
+    /// requantization vanish (exact: round(k·s(q − z)/(k·s)) + z = q). Applied when y's group is y alone.
+    /// </summary>
+    public Dictionary<string, (NodeProto Mul, string Source, double Factor)> ScaledCopies { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>Whether y = k·x is read from x's codes (<see cref="ScaledCopies"/>): y shares its parameters with nothing else and x is quantized.</summary>
+    public bool IsScaledCopy(string tensor) =>
+        ScaledCopies.TryGetValue(tensor, out var s) && IsQdq(s.Source)
+        && QdqTensors.Count(t => Root(t) == Root(tensor)) == 1;
     public List<NodeProto> FoldedActivations { get; } = [];
     /// <summary>Tensors whose quantizer must clip at 0 (folded Relu outputs): their group's zero point is pinned to the range's bottom.</summary>
     public HashSet<string> ClipAtZero { get; } = new(StringComparer.Ordinal);

@@ -75,6 +75,17 @@ public sealed class PlanBuilder
 
     public void Weight(WeightUse use) => Plan.Weights.Add(use);
 
+    /// <summary>Quantizes a float constant input of the node as an initializer (see <see cref="QuantizationPlan.ConstantInputs"/>).</summary>
+    /// <returns>Whether the input is such a constant.</returns>
+    public bool QuantizeConstantInput(NodeProto node, int index)
+    {
+        if (index >= node.Input.Count || node.Input[index].Length == 0) return false;
+        var c = Graph.ConstantValue(node.Input[index]);
+        if (c is null || c.DataType != ElementType.Float) return false;
+        Plan.ConstantInputs.Add((node, index));
+        return true;
+    }
+
     /// <summary>Removes the Relu; its producer's output takes the Relu's output name and statistics.</summary>
     public void FoldActivation(NodeProto relu)
     {

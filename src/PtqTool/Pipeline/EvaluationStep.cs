@@ -1,0 +1,80 @@
+using Microsoft.ML.OnnxRuntime;
+using PtqTool.Data;
+using PtqTool.Evaluation;
+using PtqTool.Onnx;
+using PtqTool.Onnx.Proto;
+
+namespace PtqTool.Pipeline;
+
+/// <summary>
+/// Evaluates a quantized model against its FP32 original: one streaming pass over the evaluation data comparing FP32
+/// with this CPU's fused integer kernels and with exact QDQ semantics, latency of both, then the per-layer SQNR on the
+/// first batches. Sessions are released as soon as their part is done, so the next part's do not pile up on them.
+/// </summary>
+public static class EvaluationStep
+{
+    /// <summary>How many evaluation batches the per-layer SQNR uses, and at most how many samples of them.</summary>
+    public const int LayerBatches = 2;
+    public const int LayerSamples = 32;
+
+    public sealed record Result(OutputComparison Fused, OutputComparison Exact, IReadOnlyList<LayerError> Layers,
+        int Skipped, int LatencyBatch, double Fp32Ms, double Int8Ms);
+
+    public static Result Run(ModelProto original, ModelProto quantized, EvaluationSet data, IReadOnlyList<string> qdqTensors,
+        Func<string, (double Scale, int ZeroPoint)> parameters, RunnerOptions options, ProgressReporter progress, long budgetBytes = OutputGroups.DefaultBudgetBytes)
+    {
+        var kept = new List<SampleBatch>();
+        OutputComparison fused, exact;
+        double fp32Ms, int8Ms;
+        using (var fp32 = OrtRunner.FromModel(original, options, "FP32 model"))
+        using (var int8 = OrtRunner.FromModel(quantized, options, "quantized model"))
+        {
+            progress.Start("evaluating", data.Total);
+            // The unfused session goes before the latency timing, so its threads do not compete with it.
+            using (var unfused = OrtRunner.FromModel(quantized, options with { Optimization = GraphOptimizationLevel.ORT_DISABLE_ALL }, "quantized model"))
+                (fused, exact) = Compare(fp32, int8, unfused, Keep(data.Batches(), kept, LayerBatches), progress);
+            progress.Finish();
+            foreach (var w in data.Reader?.Warnings.Take(5) ?? []) progress.Warn($"warning: skipped {w}");
+            if (fused.Samples == 0) throw new PtqException($"{data.Source}: no sample could be read ({data.Reader?.Skipped ?? 0} skipped)");
+            (fp32Ms, int8Ms) = Latency.CompareMedians(fp32, int8, kept[0].Input);
+        }
+        MemoryUse.Release();
+        MemoryUse.Trace("output comparison and latency");
+        var layerBatches = new List<SampleBatch>();
+        for (int n = 0, i = 0; i < kept.Count && n < LayerSamples; i++)
+        {
+            int take = Math.Min(kept[i].Input.Batch, LayerSamples - n);
+            layerBatches.Add(take == kept[i].Input.Batch ? kept[i] : kept[i] with { Input = kept[i].Input.Slice(0, take) });
+            n += take;
+        }
+        var layers = LayerErrors.Measure(original, quantized, qdqTensors, Rewrite.QdqRewriter.DequantizedName, parameters, layerBatches, options with { MemoryArena = false }, budgetBytes, MemoryUse.Release);
+        MemoryUse.Release();
+        return new Result(fused, exact, layers, data.Reader?.Skipped ?? 0, kept[0].Input.Batch, fp32Ms, int8Ms);
+    }
+
+    private static (OutputComparison Fused, OutputComparison Exact) Compare(OrtRunner fp32, OrtRunner int8, OrtRunner exact,
+        IEnumerable<SampleBatch> batches, ProgressReporter progress)
+    {
+        var fused = new OutputComparer();
+        var semantic = new OutputComparer();
+        string output = fp32.OutputNames[0];
+        foreach (var batch in batches)
+        {
+            var f = fp32.Run(batch.Input, [output])[output];
+            fused.Add(batch.Labels, f, int8.Run(batch.Input, [output])[output], batch.Files);
+            semantic.Add(batch.Labels, f, exact.Run(batch.Input, [output])[output], batch.Files);
+            progress.Report(fused.Samples);
+        }
+        return (fused.Result(), semantic.Result());
+    }
+
+    /// <summary>Passes batches through while keeping the first few for the per-layer comparison and latency.</summary>
+    private static IEnumerable<SampleBatch> Keep(IEnumerable<SampleBatch> source, List<SampleBatch> kept, int count)
+    {
+        foreach (var b in source)
+        {
+            if (kept.Count < count) kept.Add(b);
+            yield return b;
+        }
+    }
+}
