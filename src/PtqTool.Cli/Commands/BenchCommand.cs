@@ -22,7 +22,7 @@ public static class BenchCommand
             int t = parse.GetValue(threads);
             if (t < 0 || t > Environment.ProcessorCount) throw new PtqException($"--threads: {t} must be 0 (automatic) to {Environment.ProcessorCount}");
             var r = BenchJob.Run(parse.GetValue(models)!, parse.GetValue(batch), parse.GetValue(size), parse.GetValue(runs), t, parse.GetValue(profile));
-            io.Out.WriteLine($"input [{string.Join(", ", r.InputShape)}], {r.Runs} runs each, on {r.Cpu}");
+            io.Out.WriteLine($"input [{string.Join(", ", r.InputShape)}], {r.Runs} runs each, on {r.Cpu}; peak RSS {PtqTool.Pipeline.MemoryUse.PeakBytes() >> 20} MiB");
             double first = r.Models[0].MedianMs;
             foreach (var m in r.Models)
             {

@@ -34,6 +34,14 @@ public sealed class TinyModels
         return name;
     }
 
+    /// <summary>A constant of exactly these values.</summary>
+    public string ConstValues(int[] shape, float[] values)
+    {
+        string name = $"w{_n++}";
+        _graph.AddInitializer(TensorData.FromFloats(name, shape, values));
+        return name;
+    }
+
     public string Op(string op, string[] inputs, params AttributeProto[] attributes)
     {
         string output = $"t{_n++}";
