@@ -17,7 +17,7 @@ public static class CalibrateCommand
         command.Options.Add(shard);
         command.SetAction(parse => io.Guard(() =>
         {
-            var request = set.Read(parse) with { Shard = ParseShard(parse.GetValue(shard)) };
+            var request = set.Read(parse) with { Shard = ParseShard(parse.GetValue(shard)), KeepChannelMeans = true };
             request.Validated();
             var progress = io.Progress(parse.GetValue(set.Quiet));
             var model = PreparedModel.Prepare(request, progress.Warn);
@@ -25,7 +25,9 @@ public static class CalibrateCommand
                 .Output(parse.GetValue(stats), "statistics file (--stats)");
             foreach (var f in model.ExternalDataFiles) check.Input(f, "model's external data");
             check.Verify();
+            MemoryUse.Trace("preparing");
             var (result, source) = CalibrationStep.Run(model, request, progress);
+            MemoryUse.Trace("calibration");
             string path = parse.GetValue(stats)!;
             result.Save(path);
             long peak = System.Diagnostics.Process.GetCurrentProcess().PeakWorkingSet64;

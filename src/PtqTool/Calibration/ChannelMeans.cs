@@ -27,7 +27,9 @@ public sealed class ChannelMeans
             {
                 var part = data.Slice((b * c + ch) * inner, inner);
                 double s = 0;
-                foreach (float v in part) if (float.IsFinite(v)) s += v;
+                float sum = System.Numerics.Tensors.TensorPrimitives.Sum(part);
+                if (float.IsFinite(sum)) s = sum;
+                else foreach (float v in part) if (float.IsFinite(v)) s += v;
                 Sums[ch] += s;
             }
         Count += (long)n * inner;

@@ -23,7 +23,8 @@ public static class StatisticsCollector
         var stats = new ActivationStatistics(modelSha256);
         foreach (var t in tensors) stats.Tensors[t] = new Histogram();
         var channels = new HashSet<string>(channelTensors ?? [], StringComparer.Ordinal);
-        var options = (runnerOptions ?? new RunnerOptions()) with { MemoryArena = false };
+        // Runs alternate with histogram work on this thread: a spinning intra-op thread would only take a core from it.
+        var options = (runnerOptions ?? new RunnerOptions()) with { Spinning = false };
         void Observe(string t, ReadOnlySpan<float> data, int[] shape)
         {
             if (stats.Tensors.TryGetValue(t, out var h)) h.Add(data);

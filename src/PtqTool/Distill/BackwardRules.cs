@@ -8,7 +8,8 @@ public static class BackwardRules
 {
     private static readonly Dictionary<string, IBackwardRule> ByOp = Build(
         new ConvBackward(), new BatchNormBackward(), new ActivationBackward(), new ElementwiseBackward(),
-        new MaxPoolBackward(), new AveragePoolBackward(), new ShapeBackward(), new ConcatBackward(), new MatrixBackward());
+        new MaxPoolBackward(), new AveragePoolBackward(), new ShapeBackward(), new ConcatBackward(), new MatrixBackward(),
+        new DivBackward(), new TransposeBackward(), new ReduceMeanBackward(), new SoftmaxBackward(), new ResizeBackward());
 
     public static IBackwardRule For(NodeProto node) => ByOp.TryGetValue(node.OpType, out var rule)
         ? rule
@@ -333,11 +334,15 @@ public sealed class MatrixBackward : IBackwardRule
     public IReadOnlyDictionary<int, string> Backward(NodeProto node, string dY, GradientContext c, Func<int, bool> needs)
     {
         var result = new Dictionary<int, string>();
-        if (!needs(0)) return result;
+        if (!needs(0) && !(node.OpType == "MatMul" && needs(1))) return result;
         if (node.OpType == "MatMul")
         {
-            if (c.Shape(node.Input[1]).Length != 2) throw new PtqException($"ZeroQ: MatMul '{node.Name}' needs a 2-D right operand");
-            result[0] = c.Op("MatMul", [dY, c.Op("Transpose", [node.Input[1]])]);
+            // Y = A·B over the last two axes (leading axes batch): dA = dY·Bᵀ, dB = Aᵀ·dY, each summed back over broadcast batch axes.
+            int[] a = c.Shape(node.Input[0]), b = c.Shape(node.Input[1]), y = c.Shape(node.Output[0]);
+            if (a.Length < 2 || b.Length < 2) throw new PtqException($"ZeroQ: MatMul '{node.Name}' needs operands of rank 2 or more");
+            string T(string t, int rank) => c.Op("Transpose", [t], NodeAttributes.Ints("perm", [.. Enumerable.Range(0, rank - 2).Select(i => (long)i), rank - 1, rank - 2]));
+            result[0] = c.Unbroadcast(c.Op("MatMul", [dY, T(node.Input[1], b.Length)]), [.. y[..^2], a[^2], a[^1]], a);
+            if (needs(1)) result[1] = c.Unbroadcast(c.Op("MatMul", [T(node.Input[0], a.Length), dY]), [.. y[..^2], b[^2], b[^1]], b);
             return result;
         }
         bool transA = NodeAttributes.GetInt(node, "transA", 0) == 1, transB = NodeAttributes.GetInt(node, "transB", 0) == 1;
@@ -346,5 +351,101 @@ public sealed class MatrixBackward : IBackwardRule
         string g = c.Op("Gemm", [dY, node.Input[1]], NodeAttributes.Float("alpha", alpha), NodeAttributes.Int("transB", transB ? 0 : 1));
         result[0] = transA ? c.Op("Transpose", [g]) : g;
         return result;
+    }
+}
+
+/// <summary>Div, y = a / b with broadcasting: da = dY / b, db = −dY·y / b (a division by a constant needs only the first).</summary>
+public sealed class DivBackward : IBackwardRule
+{
+    public IReadOnlyCollection<string> OpTypes => ["Div"];
+
+    public IReadOnlyDictionary<int, string> Backward(NodeProto node, string dY, GradientContext c, Func<int, bool> needs)
+    {
+        var result = new Dictionary<int, string>();
+        int[] y = c.Shape(node.Output[0]);
+        if (needs(0)) result[0] = c.Unbroadcast(c.Op("Div", [dY, node.Input[1]]), y, c.Shape(node.Input[0]));
+        if (needs(1))
+            result[1] = c.Unbroadcast(c.Op("Neg", [c.Op("Div", [c.Op("Mul", [dY, node.Output[0]]), node.Input[1]])]), y, c.Shape(node.Input[1]));
+        return result;
+    }
+}
+
+/// <summary>Transpose: the gradient goes back through the inverse permutation.</summary>
+public sealed class TransposeBackward : IBackwardRule
+{
+    public IReadOnlyCollection<string> OpTypes => ["Transpose"];
+
+    public IReadOnlyDictionary<int, string> Backward(NodeProto node, string dY, GradientContext c, Func<int, bool> needs)
+    {
+        if (!needs(0)) return new Dictionary<int, string>();
+        int rank = c.Shape(node.Input[0]).Length;
+        var perm = NodeAttributes.GetInts(node, "perm", Enumerable.Range(0, rank).Reverse().Select(i => (long)i).ToArray());
+        var inverse = new long[rank];
+        for (int i = 0; i < rank; i++) inverse[perm[i]] = i;
+        return new Dictionary<int, string> { [0] = c.Op("Transpose", [dY], NodeAttributes.Ints("perm", inverse)) };
+    }
+}
+
+/// <summary>ReduceMean: each input element gets dY of its group divided by the group's size (keepdims either way).</summary>
+public sealed class ReduceMeanBackward : IBackwardRule
+{
+    public IReadOnlyCollection<string> OpTypes => ["ReduceMean"];
+
+    public IReadOnlyDictionary<int, string> Backward(NodeProto node, string dY, GradientContext c, Func<int, bool> needs)
+    {
+        if (!needs(0)) return new Dictionary<int, string>();
+        int[] x = c.Shape(node.Input[0]);
+        var axes = (NodeAttributes.Find(node, "axes")?.Ints.ToArray()
+                    ?? (node.Input.Count > 1 && node.Input[1].Length > 0 && c.Graph.ConstantValue(node.Input[1]) is { } t ? TensorData.ToInt64s(t) : null)
+                    ?? Enumerable.Range(0, x.Length).Select(i => (long)i).ToArray())
+            .Select(a => (int)(a < 0 ? a + x.Length : a)).ToHashSet();
+        var kept = x.Select((d, i) => axes.Contains(i) ? 1L : d).ToArray();
+        long count = axes.Aggregate(1L, (n, a) => n * x[a]);
+        string reshaped = c.Op("Reshape", [dY, c.Longs(kept)]);
+        string spread = c.Op("Expand", [reshaped, c.Longs(x.Select(d => (long)d).ToArray())]);
+        return new Dictionary<int, string> { [0] = c.Op("Mul", [spread, c.Scalar(1f / count)]) };
+    }
+}
+
+/// <summary>Softmax over one axis (opset 13): dX = Y·(dY − Σ_axis dY·Y).</summary>
+public sealed class SoftmaxBackward : IBackwardRule
+{
+    public IReadOnlyCollection<string> OpTypes => ["Softmax"];
+
+    public IReadOnlyDictionary<int, string> Backward(NodeProto node, string dY, GradientContext c, Func<int, bool> needs)
+    {
+        if (!needs(0)) return new Dictionary<int, string>();
+        string y = node.Output[0];
+        long axis = NodeAttributes.GetInt(node, "axis", -1);
+        string dot = c.Op("ReduceSum", [c.Op("Mul", [dY, y]), c.Longs([axis])], NodeAttributes.Int("keepdims", 1));
+        return new Dictionary<int, string> { [0] = c.Op("Mul", [y, c.Op("Sub", [dY, dot])]) };
+    }
+}
+
+/// <summary>
+/// Resize by whole factors in nearest mode where each input pixel becomes a k×k block (asymmetric coordinates rounded
+/// down, or half-pixel rounded with ties down: what exporters write for 2× upsampling): the gradient of a pixel is the
+/// sum over its block, an average pool times the block size. Other modes are refused with a message.
+/// </summary>
+public sealed class ResizeBackward : IBackwardRule
+{
+    public IReadOnlyCollection<string> OpTypes => ["Resize"];
+
+    public IReadOnlyDictionary<int, string> Backward(NodeProto node, string dY, GradientContext c, Func<int, bool> needs)
+    {
+        if (!needs(0)) return new Dictionary<int, string>();
+        int[] x = c.Shape(node.Input[0]), y = c.Shape(node.Output[0]);
+        string mode = NodeAttributes.GetString(node, "mode", "nearest");
+        string transform = NodeAttributes.GetString(node, "coordinate_transformation_mode", "half_pixel");
+        string rounding = NodeAttributes.GetString(node, "nearest_mode", "round_prefer_floor");
+        bool whole = x.Length == 4 && x[0] == y[0] && x[1] == y[1] && y[2] % x[2] == 0 && y[3] % x[3] == 0;
+        // Both of these map output pixel o to input ⌊o / k⌋ for a whole factor k: asymmetric o/k rounded down, and
+        // half-pixel (o + ½)/k − ½ rounded with ties down.
+        bool blocks = (transform == "asymmetric" && rounding == "floor") || (transform is "half_pixel" or "pytorch_half_pixel" && rounding == "round_prefer_floor");
+        if (mode != "nearest" || !whole || !blocks)
+            throw new PtqException($"ZeroQ: Resize '{node.Name}' ({mode}, {transform}, {rounding}, {string.Join('x', x[2..])} → {string.Join('x', y[2..])}): only whole-factor nearest upsampling has a backward rule");
+        long kh = y[2] / x[2], kw = y[3] / x[3];
+        string pooled = c.Op("AveragePool", [dY], NodeAttributes.Ints("kernel_shape", [kh, kw]), NodeAttributes.Ints("strides", [kh, kw]));
+        return new Dictionary<int, string> { [0] = c.Op("Mul", [pooled, c.Scalar(kh * kw)]) };
     }
 }

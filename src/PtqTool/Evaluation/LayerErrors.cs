@@ -26,7 +26,7 @@ public static class LayerErrors
         var signal = new double[present.Count];
         var noise = new double[present.Count];
         var index = present.Select((t, i) => (t, i)).ToDictionary(p => p.t, p => p.i, StringComparer.Ordinal);
-        options = (options ?? new RunnerOptions()) with { MemoryArena = false };
+        options ??= new RunnerOptions();
         if (present.Count == 0 || batches.Count == 0) return [];
 
         void Accumulate(OrtRunner f, OrtRunner q, OutputGroup g)

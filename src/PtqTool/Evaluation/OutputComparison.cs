@@ -12,6 +12,9 @@ public sealed record OutputComparison(
 {
     public double Top1Drop => Fp32Top1 - Int8Top1;
 
+    /// <summary>Whether the output is one score vector per sample ([batch, classes]); top-1 agreement means nothing otherwise (a heat map, a sequence).</summary>
+    public bool ClassScores { get; init; } = true;
+
     public static OutputComparison Run(OrtRunner fp32, OrtRunner int8, IEnumerable<SampleBatch> batches, Action<int>? onSamples = null)
     {
         var comparer = new OutputComparer();
@@ -31,6 +34,7 @@ public sealed record OutputComparison(
 public sealed class OutputComparer
 {
     private int _n, _labelled, _fTop1, _qTop1, _fTop5, _qTop5, _agree;
+    private bool _classScores = true;
     private double _signal, _noise, _cosine;
 
     public int Samples => _n;
@@ -40,6 +44,7 @@ public sealed class OutputComparer
     public void Add(IReadOnlyList<int> labels, FloatTensor f, FloatTensor q, IReadOnlyList<string>? files = null)
     {
         int k = f.SampleSize;
+        _classScores &= f.Shape.Length == 2;
         for (int i = 0; i < labels.Count; i++)
         {
             var fr = f.Data.AsSpan(i * k, k);
@@ -83,6 +88,6 @@ public sealed class OutputComparer
         double Pct(int hits, int of) => of == 0 ? double.NaN : 100.0 * hits / of;
         return new OutputComparison(_n, _labelled == _n && _n > 0,
             Pct(_fTop1, _labelled), Pct(_qTop1, _labelled), Pct(_fTop5, _labelled), Pct(_qTop5, _labelled),
-            Pct(_agree, _n), Sqnr.Decibels(_signal, _noise), _n == 0 ? double.NaN : _cosine / _n);
+            Pct(_agree, _n), Sqnr.Decibels(_signal, _noise), _n == 0 ? double.NaN : _cosine / _n) { ClassScores = _classScores };
     }
 }

@@ -16,8 +16,14 @@ public sealed record RunnerOptions
     /// <summary>When set, ONNX Runtime profiles every run into a JSON trace with this path prefix (<see cref="OrtRunner.EndProfiling"/>).</summary>
     public string? ProfilePrefix { get; init; }
     /// <summary>
-    /// ONNX Runtime's CPU memory arena keeps the largest footprint a session ever had; sessions that fetch changing sets of
-    /// intermediate tensors (calibration, per-layer errors) run without it so memory goes back after each run.
+    /// Let the intra-op threads spin between runs (ONNX Runtime's default, best for back-to-back inference); off for
+    /// sessions whose runs alternate with other work (calibration), where a spinning thread only takes a core from it.
+    /// </summary>
+    public bool Spinning { get; init; } = true;
+    /// <summary>
+    /// ONNX Runtime's CPU memory arena keeps the largest footprint a session ever had; the per-layer error sessions run
+    /// without it so their memory goes back after each run. (Calibration and the unfused QDQ session keep it: measured,
+    /// without it the changing output sets fragment the heap and the peak grew.)
     /// </summary>
     public bool MemoryArena { get; init; } = true;
 }
@@ -61,6 +67,7 @@ public sealed class OrtRunner : IDisposable
             so.InterOpNumThreads = 1;
         }
         if (options.OptimizedModelPath is not null) so.OptimizedModelFilePath = options.OptimizedModelPath;
+        if (!options.Spinning) so.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
         if (options.ProfilePrefix is not null)
         {
             so.EnableProfiling = true;
@@ -114,6 +121,26 @@ public sealed class OrtRunner : IDisposable
         return outputs.ToDictionary(o => o, o => parts[0][o].Shape.Length > 0
             ? FloatTensor.Concat(parts.Select(p => p[o]).ToList())
             : throw new PtqException($"output '{o}' has no batch axis, so a model with a fixed batch of {fixedBatch} cannot be run on {first.Batch} samples in chunks"));
+    }
+
+    /// <summary>Runs one batch and drops every output in ONNX Runtime's own buffers, of any type (latency timing).</summary>
+    public void RunAndDrop(FloatTensor input)
+    {
+        if (FixedBatch > 0 && input.Batch != FixedBatch)
+        {
+            Run(input);
+            return;
+        }
+        using var value = OrtValue.CreateTensorValueFromMemory(input.Data, input.Shape.Select(d => (long)d).ToArray());
+        using var runOptions = new RunOptions();
+        try
+        {
+            using var results = _session.Run(runOptions, [InputNames[0]], [value], OutputNames);
+        }
+        catch (OnnxRuntimeException e)
+        {
+            throw new PtqException($"ONNX Runtime failed to run the model: {FirstLine(e.Message)}", inner: e);
+        }
     }
 
     /// <summary>

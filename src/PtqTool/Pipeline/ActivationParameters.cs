@@ -17,7 +17,7 @@ public static class ActivationParameters
         // The plan's union-find compresses paths as it is read: gather every group's statistics members up front.
         var statsMembers = groups.Select(g => plan.StatsOf(g.Key).OrderBy(t => t, StringComparer.Ordinal).ToList()).ToList();
         var chosen = new QuantParams[groups.Count];
-        Parallel.For(0, groups.Count, i =>
+        Parallel.For(0, groups.Count, Parallelism.Bounded, i =>
         {
             var members = groups[i].Value;
             var fixedRange = members.Where(plan.FixedRanges.ContainsKey).Select(m => plan.FixedRanges[m]).ToList();

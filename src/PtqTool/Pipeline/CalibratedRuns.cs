@@ -17,7 +17,8 @@ public sealed class CalibratedRuns : IDisposable
     {
         try
         {
-            var (stats, _) = CalibrationStep.Run(prepared, request, progress);
+            // Later variants may ask for bias correction: keep the channel means it needs.
+            var (stats, _) = CalibrationStep.Run(prepared, request with { KeepChannelMeans = true }, progress);
             string statsPath = Path.Combine(_work.FullName, "stats.json");
             stats.Save(statsPath);
             _fromStats = request with

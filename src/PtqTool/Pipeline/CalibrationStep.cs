@@ -19,7 +19,8 @@ public static class CalibrationStep
         }
         ActivationStatistics Collect(Func<int, IEnumerable<SampleBatch>> batches) =>
             StatisticsCollector.Collect(model.Folded.Model, model.Plan.StatsTensors, batches, model.Sha256,
-                new Onnx.RunnerOptions { Threads = request.Threads }, channelTensors: model.Plan.Weights.Select(w => w.Node.Input[0]).Distinct().ToList(),
+                new Onnx.RunnerOptions { Threads = request.Threads },
+                channelTensors: request.KeepChannelMeans ?? model.Options.BiasCorrection ? model.Plan.Weights.Select(w => w.Node.Input[0]).Distinct().ToList() : [],
                 budgetBytes: (long)request.MemoryBudgetMiB << 20, release: MemoryUse.Release);
         if (request.Synthetic is not null)
         {
@@ -42,7 +43,7 @@ public static class CalibrationStep
             var reader = new BatchReader(files, model.Preprocessing, model.SampleShape, request.Batch) { Strict = request.Strict };
             if (pass == 0) first = reader;
             progress.Start(pass == 0 ? "calibrating" : $"calibrating (pass {pass + 1})", files.Count);
-            return reader.Read(progress.Report);
+            return Prefetch.Ahead(reader.Read(progress.Report));
         }
         var stats = Collect(Pass);
         progress.Finish();

@@ -70,7 +70,7 @@ public sealed class EvaluationSet
     {
         if (_synthetic is not null) return CalibrationStep.Batches(_synthetic, _request.Batch);
         Reader = new BatchReader(_files!, _model.Preprocessing, _model.SampleShape, _request.Batch) { Strict = _request.Strict };
-        return Reader.Read();
+        return Prefetch.Ahead(Reader.Read());
     }
 
     /// <summary>A labelled folder's classes must be scores of the model's first output, [batch, classes].</summary>

@@ -42,11 +42,17 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
         ModelMetadata.Write(quantized, target, model.Options, summary);
 
         // What ONNX Runtime builds from the QDQ graph here, and whether the target's kernels could saturate on it.
+        // The calibration statistics and scale searches are done with: give their memory back before the evaluation
+        // sessions are built.
+        MemoryUse.Release();
+        MemoryUse.Trace("rewrite");
         var optimized = FusedOps.OptimizedGraph(quantized, "quantized model");
+        MemoryUse.Trace("optimized graph");
         var saturation = SaturationCheck.Run(quantized, optimized, target.Target);
         var nativeSaturation = target.OnTarget ? saturation : SaturationCheck.Run(quantized, optimized, target.Native);
         if (saturation.CanSaturate)
             progress.Warn($"warning: {saturation.Summary}; the accuracy measured here does not hold on {KernelTargets.Name(target.Target)} (use the target's own --saturation-guard)");
+        MemoryUse.Trace("saturation check");
 
         var measured = EvaluationStep.Run(model.OriginalForRuntime(), quantized, evaluationSet, model.Plan.QdqTensors,
             t => (parameters[t].Scale, parameters[t].ZeroPoint), new RunnerOptions { Threads = request.Threads }, progress, (long)request.MemoryBudgetMiB << 20);

@@ -19,6 +19,8 @@ public sealed record QuantizeRequest
     public int Batch { get; init; } = 32;
     public bool Strict { get; init; }
     public int Threads { get; init; }
+    /// <summary>Collect per-channel input means (bias correction needs them; `ptq calibrate` keeps them for a later --bias-correction).</summary>
+    public bool? KeepChannelMeans { get; init; }
     /// <summary>Budget for the intermediate tensors one calibration or per-layer run fetches at once (docs/real-models.md).</summary>
     public int MemoryBudgetMiB { get; init; } = (int)(Onnx.OutputGroups.DefaultBudgetBytes >> 20);
     public double? MaxDrop { get; init; }

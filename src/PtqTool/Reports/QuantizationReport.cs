@@ -5,7 +5,7 @@ using PtqTool.Rewrite;
 
 namespace PtqTool.Reports;
 
-/// <summary>Everything `ptq quantize` measured; written as JSON (schema "ptq-report/1", docs/report-format.md), Markdown and a console table.</summary>
+/// <summary>Everything `ptq quantize` measured; written as JSON (schema "ptq-report/2", docs/report-format.md), Markdown and a console table.</summary>
 public sealed record QuantizationReport
 {
     public required string InputModel { get; init; }
@@ -65,12 +65,34 @@ public sealed record QuantizationReport
     {
         get
         {
-            double top1 = Outputs.Labelled ? Outputs.Int8Top1 - ExactOutputs.Int8Top1 : Outputs.Agreement - ExactOutputs.Agreement;
+            // Agreement is only a measure for one score vector per sample; heat maps and sequences are judged by SQNR alone.
+            double top1 = Outputs.Labelled ? Outputs.Int8Top1 - ExactOutputs.Int8Top1
+                : Outputs.ClassScores ? Outputs.Agreement - ExactOutputs.Agreement : double.NaN;
             double sqnr = Outputs.SqnrDb - ExactOutputs.SqnrDb;
             string cause = NativeSaturation.CanSaturate
                 ? $"saturation: this CPU's kernels ({KernelTargets.Name(Target.Native)}) can overflow 16-bit pairs in {NativeSaturation.SaturatingLayers} layer(s)"
-                : Math.Abs(top1) < 0.5 && sqnr > -3 ? "none (within kernel rounding)" : "kernel differences (no saturation is possible here)";
+                : (double.IsNaN(top1) || Math.Abs(top1) < 0.5) && sqnr > -3 ? "none (within kernel rounding)" : "kernel differences (no saturation is possible here)";
             return (top1, sqnr, cause);
+        }
+    }
+
+    /// <summary>
+    /// Why the INT8 model is slower than FP32 when it is (null otherwise): what ONNX Runtime left outside its integer
+    /// kernels in the graph it actually runs. The plan never makes a model slower without the report saying so.
+    /// </summary>
+    public string? SlowdownReason
+    {
+        get
+        {
+            if (!(Int8LatencyMs > Fp32LatencyMs)) return null;
+            int Count(string op) => OnnxRuntimeOps.GetValueOrDefault(op);
+            int qdq = Count("QuantizeLinear") + Count("DequantizeLinear");
+            int integer = OnnxRuntimeOps.Where(kv => kv.Key.StartsWith("QLinear", StringComparison.Ordinal) || kv.Key.StartsWith("QGemm", StringComparison.Ordinal)
+                || kv.Key.Contains("Integer", StringComparison.Ordinal)).Sum(kv => kv.Value);
+            int floats = FloatOps.Values.Sum();
+            return $"INT8 is {Int8LatencyMs / Fp32LatencyMs:0.00}x the FP32 time here: ONNX Runtime runs {integer} integer kernels, "
+                + $"{qdq} QuantizeLinear/DequantizeLinear on their own and {floats} float ops; at batch {LatencyBatch} the (de)quantization "
+                + "and the float ops cost more than the integer kernels save (per-op times: ptq bench --profile)";
         }
     }
 }

@@ -115,6 +115,7 @@ public static class ReportWriters
             Number(w, "int8_ms", r.Int8LatencyMs);
             Number(w, "speedup", r.Fp32LatencyMs / r.Int8LatencyMs);
             w.WriteString("cpu", r.Target.MeasuredOn.Describe());
+            if (r.SlowdownReason is { } slow) w.WriteString("slower_because", slow); else w.WriteNull("slower_because");
             w.WriteEndObject();
             w.WriteStartObject("resources");
             w.WriteNumber("peak_rss_bytes", r.PeakRssBytes);
@@ -241,9 +242,11 @@ public static class ReportWriters
                     : $"{KernelTargets.Name(r.Target.Target)} reproduces the exact QDQ column, since none of its kernels can saturate");
             if (r.NativeSaturation.CanSaturate) yield return $"on this CPU: {r.NativeSaturation.Summary}";
         }
+        if (r.SlowdownReason is { } slow) yield return slow;
         var gap = r.KernelGap;
         if (gap.Cause.StartsWith("none", StringComparison.Ordinal)) yield break;
-        yield return $"gap between this CPU's kernels and exact QDQ: {Format.Signed(gap.Top1)} pt {(r.Outputs.Labelled ? "top-1" : "agreement")}, {Format.Signed(gap.SqnrDb, 1)} dB SQNR; cause: {gap.Cause}";
+        string points = r.Outputs.Labelled || r.Outputs.ClassScores ? $"{Format.Signed(gap.Top1)} pt {(r.Outputs.Labelled ? "top-1" : "agreement")}, " : "";
+        yield return $"gap between this CPU's kernels and exact QDQ: {points}{Format.Signed(gap.SqnrDb, 1)} dB SQNR; cause: {gap.Cause}";
     }
 
     private static string PairText(LayerSaturation v) =>
@@ -263,7 +266,7 @@ public static class ReportWriters
             yield return ("top-1 (%)", Format.F(o.Fp32Top1), $"{Format.F(o.Int8Top1)} ({Format.Signed(-o.Top1Drop)})", $"{Format.F(e.Int8Top1)} ({Format.Signed(-e.Top1Drop)})");
             yield return ("top-5 (%)", Format.F(o.Fp32Top5), $"{Format.F(o.Int8Top5)} ({Format.Signed(o.Int8Top5 - o.Fp32Top5)})", $"{Format.F(e.Int8Top5)} ({Format.Signed(e.Int8Top5 - e.Fp32Top5)})");
         }
-        yield return ("top-1 agreement (%)", "", Format.F(o.Agreement), Format.F(e.Agreement));
+        if (o.ClassScores) yield return ("top-1 agreement (%)", "", Format.F(o.Agreement), Format.F(e.Agreement));
         yield return ("output SQNR (dB)", "", Format.F(o.SqnrDb, 1), Format.F(e.SqnrDb, 1));
         yield return ("output cosine", "", Format.F(o.Cosine, 5), Format.F(e.Cosine, 5));
         yield return ("size", Format.Bytes(r.Fp32Bytes), $"{Format.Bytes(r.Int8Bytes)} ({(double)r.Fp32Bytes / r.Int8Bytes:0.00}x smaller)", "");
@@ -280,6 +283,7 @@ public static class ReportWriters
         Number(w, "fp32_top5", o.Fp32Top5);
         Number(w, "int8_top5", o.Int8Top5);
         Number(w, "top1_agreement", o.Agreement);
+        w.WriteBoolean("class_scores", o.ClassScores);
         Number(w, "output_sqnr_db", o.SqnrDb);
         Number(w, "output_cosine", o.Cosine);
     }

@@ -38,7 +38,130 @@ public sealed class Histogram
 
     public void Add(ReadOnlySpan<float> values)
     {
-        double maxAbs = 0, min = Min, max = Max;
+        if (values.IsEmpty) return;
+        // Fast path: min and max with SIMD in one pass; both finite means every value is, and the bins can be computed 8 at a time.
+        var (vmin, vmax) = MinMax(values);
+        if (!float.IsFinite(vmin) || !float.IsFinite(vmax))
+        {
+            AddWithNonFinite(values);
+            return;
+        }
+        GrowToCover(Math.Max(Math.Abs((double)vmin), Math.Abs((double)vmax)));
+        Min = Math.Min(Min, vmin);
+        Max = Math.Max(Max, vmax);
+        Count += values.Length;
+        Bin(values);
+    }
+
+    /// <summary>Min and max in one pass; NaN in any lane makes both NaN (so the caller takes the non-finite path).</summary>
+    private static (float Min, float Max) MinMax(ReadOnlySpan<float> values)
+    {
+        int i = 0;
+        float mn = float.PositiveInfinity, mx = float.NegativeInfinity;
+        bool nan = false;
+        if (System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated && values.Length >= 8)
+        {
+            ref float src = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(values);
+            var vmn = System.Runtime.Intrinsics.Vector256.Create(float.PositiveInfinity);
+            var vmx = System.Runtime.Intrinsics.Vector256.Create(float.NegativeInfinity);
+            var ordered = System.Runtime.Intrinsics.Vector256<float>.AllBitsSet;
+            for (; i + 8 <= values.Length; i += 8)
+            {
+                var v = System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src, (nuint)i);
+                vmn = System.Runtime.Intrinsics.Vector256.Min(vmn, v);
+                vmx = System.Runtime.Intrinsics.Vector256.Max(vmx, v);
+                ordered &= System.Runtime.Intrinsics.Vector256.Equals(v, v);
+            }
+            nan = System.Runtime.Intrinsics.Vector256.ExtractMostSignificantBits(ordered) != 0xFFu;
+            for (int k = 0; k < 8; k++)
+            {
+                mn = Math.Min(mn, System.Runtime.Intrinsics.Vector256.GetElement(vmn, k));
+                mx = Math.Max(mx, System.Runtime.Intrinsics.Vector256.GetElement(vmx, k));
+            }
+        }
+        for (; i < values.Length; i++)
+        {
+            float v = values[i];
+            if (float.IsNaN(v)) nan = true;
+            if (v < mn) mn = v;
+            if (v > mx) mx = v;
+        }
+        return nan ? (float.NaN, float.NaN) : (mn, mx);
+    }
+
+    /// <summary>
+    /// Counts finite values into their bins: floor(v · 2^k) + BinsPerSide, with 1/width = 2^k a power of two, so the
+    /// product is exact in float32 and the vector path equals the scalar one bit for bit.
+    /// </summary>
+    private void Bin(ReadOnlySpan<float> values)
+    {
+        float invWidth = (float)Math.ScaleB(1.0, -(Exponent - Log2(BinsPerSide)));
+        int last = _counts.Length - 1, offset = BinsPerSide, n = _counts.Length;
+        // Long spans count into four interleaved int tables (consecutive equal values, the zeros after a Relu, would
+        // otherwise wait on each other's increment), merged into the long counts at the end.
+        bool interleave = values.Length >= 4 * n && values.Length <= int.MaxValue / 2;
+        var tables = interleave ? Scratch(4 * n) : null;
+        int i = 0;
+        if (System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated && values.Length >= 8 && tables is not null)
+        {
+            var scale = System.Runtime.Intrinsics.Vector256.Create(invWidth);
+            var off = System.Runtime.Intrinsics.Vector256.Create(offset);
+            var lo = System.Runtime.Intrinsics.Vector256<int>.Zero;
+            var hi = System.Runtime.Intrinsics.Vector256.Create(last);
+            ref float src = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(values);
+            ref int t0 = ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(tables);
+            ref int t1 = ref System.Runtime.CompilerServices.Unsafe.Add(ref t0, n);
+            ref int t2 = ref System.Runtime.CompilerServices.Unsafe.Add(ref t0, 2 * n);
+            ref int t3 = ref System.Runtime.CompilerServices.Unsafe.Add(ref t0, 3 * n);
+            long zeros = 0;
+            Span<int> lanes = stackalloc int[8];
+            ref int lane = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(lanes);
+            for (; i + 8 <= values.Length; i += 8)
+            {
+                var v = System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src, (nuint)i);
+                // A run of exact zeros (a Relu's output) lands in one bin: count it without touching the tables.
+                if (System.Runtime.Intrinsics.Vector256.EqualsAll(v, System.Runtime.Intrinsics.Vector256<float>.Zero)) { zeros += 8; continue; }
+                // Bins are clamped into [0, last] before use, so the unchecked increments stay inside the tables.
+                var b = System.Runtime.Intrinsics.Vector256.Min(System.Runtime.Intrinsics.Vector256.Max(
+                    System.Runtime.Intrinsics.Vector256.ConvertToInt32(System.Runtime.Intrinsics.Vector256.Floor(v * scale)) + off, lo), hi);
+                System.Runtime.Intrinsics.Vector256.StoreUnsafe(b, ref lane);
+                System.Runtime.CompilerServices.Unsafe.Add(ref t0, lane)++;
+                System.Runtime.CompilerServices.Unsafe.Add(ref t1, System.Runtime.CompilerServices.Unsafe.Add(ref lane, 1))++;
+                System.Runtime.CompilerServices.Unsafe.Add(ref t2, System.Runtime.CompilerServices.Unsafe.Add(ref lane, 2))++;
+                System.Runtime.CompilerServices.Unsafe.Add(ref t3, System.Runtime.CompilerServices.Unsafe.Add(ref lane, 3))++;
+                System.Runtime.CompilerServices.Unsafe.Add(ref t0, System.Runtime.CompilerServices.Unsafe.Add(ref lane, 4))++;
+                System.Runtime.CompilerServices.Unsafe.Add(ref t1, System.Runtime.CompilerServices.Unsafe.Add(ref lane, 5))++;
+                System.Runtime.CompilerServices.Unsafe.Add(ref t2, System.Runtime.CompilerServices.Unsafe.Add(ref lane, 6))++;
+                System.Runtime.CompilerServices.Unsafe.Add(ref t3, System.Runtime.CompilerServices.Unsafe.Add(ref lane, 7))++;
+            }
+            _counts[offset] += zeros;
+        }
+        for (; i < values.Length; i++)
+        {
+            int bin = (int)MathF.Floor(values[i] * invWidth) + offset;
+            _counts[Math.Clamp(bin, 0, last)]++;
+        }
+        if (tables is null) return;
+        for (int b = 0; b < n; b++)
+        {
+            _counts[b] += (long)tables[b] + tables[n + b] + tables[2 * n + b] + tables[3 * n + b];
+            tables[b] = tables[n + b] = tables[2 * n + b] = tables[3 * n + b] = 0;
+        }
+    }
+
+    [ThreadStatic] private static int[]? _scratch;
+
+    /// <summary>A zeroed per-thread table of at least <paramref name="length"/> ints (returned zeroed by <see cref="Bin"/>).</summary>
+    private static int[] Scratch(int length)
+    {
+        if (_scratch is null || _scratch.Length < length) _scratch = new int[length];
+        return _scratch;
+    }
+
+    /// <summary>The path for spans holding NaN or ±Inf: those are counted apart and left out.</summary>
+    private void AddWithNonFinite(ReadOnlySpan<float> values)
+    {
+        double min = Min, max = Max;
         long finite = 0;
         foreach (float v in values)
         {
@@ -48,20 +171,17 @@ public sealed class Histogram
             if (v > max) max = v;
         }
         if (finite == 0) return;
-        maxAbs = Math.Max(Math.Abs(min), Math.Abs(max));
-        GrowToCover(maxAbs);
+        GrowToCover(Math.Max(Math.Abs(min), Math.Abs(max)));
         Min = min;
         Max = max;
         Count += finite;
-        double invWidth = Math.ScaleB(1.0, -(Exponent - Log2(BinsPerSide)));
+        float invWidth = (float)Math.ScaleB(1.0, -(Exponent - Log2(BinsPerSide)));
         int last = _counts.Length - 1, offset = BinsPerSide;
         foreach (float v in values)
         {
             if (!float.IsFinite(v)) continue;
-            int bin = (int)Math.Floor(v * invWidth) + offset;
-            if (bin > last) bin = last;
-            else if (bin < 0) bin = 0;
-            _counts[bin]++;
+            int bin = (int)MathF.Floor(v * invWidth) + offset;
+            _counts[Math.Clamp(bin, 0, last)]++;
         }
     }
 

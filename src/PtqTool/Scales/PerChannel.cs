@@ -15,7 +15,7 @@ public static class PerChannel
         var channels = Split(values, shape, axis);
         var result = new QuantParams[channels.Length];
         var minmax = new Losses.MinMaxLoss();
-        Parallel.For(0, channels.Length, c =>
+        Parallel.For(0, channels.Length, Parallelism.Bounded, c =>
         {
             var rule = channels[c].Length < MinValuesForOptimizingLoss ? minmax : loss;
             result[c] = rule.Choose(new SampleDistribution(channels[c]), spec);

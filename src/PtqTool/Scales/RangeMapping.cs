@@ -6,10 +6,20 @@ public static class RangeMapping
     /// <summary>The scale used when a tensor is constant zero: any scale represents it exactly; 1 keeps it harmless.</summary>
     public const double ScaleOfZeroRange = 1.0;
 
+    /// <summary>
+    /// Ranges below this are quantized as zero. Exports carry dead channels whose weights are denormals (3e-40 in
+    /// PaddleOCR's recognizer): their scale would be a float denormal, 1/s overflows float and every product is nil anyway.
+    /// </summary>
+    public const double NegligibleMagnitude = 1e-30;
+
+    /// <summary>Whether [lo, hi] is so small that it is quantized as zero (<see cref="NegligibleMagnitude"/>).</summary>
+    public static bool IsNegligible(double lo, double hi) => !(Math.Max(Math.Abs(lo), Math.Abs(hi)) >= NegligibleMagnitude);
+
     public static QuantParams FromRange(double lo, double hi, QuantSpec spec)
     {
         lo = Math.Min(lo, 0);
         hi = Math.Max(hi, 0);
+        if (IsNegligible(lo, hi)) lo = hi = 0;
         var r = spec.Range;
         if (spec.Symmetric)
         {

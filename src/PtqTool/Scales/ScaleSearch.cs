@@ -53,12 +53,13 @@ public static class ScaleSearch
     /// </summary>
     public static double GradientMinimum(Func<double, double> f, Func<double, double> dfds, double start, int maxIterations = 100, double tolerance = 1e-7)
     {
+        if (!(start > 0) || !double.IsFinite(start)) return start;
         double u = Math.Log(start), s = start, fu = f(s), g = s * dfds(s);
         double prevU = double.NaN, prevG = double.NaN;
         double step = 0.1;
         for (int it = 0; it < maxIterations; it++)
         {
-            if (g == 0) break;
+            if (g == 0 || !double.IsFinite(g) || !double.IsFinite(fu)) break;
             double direction;
             double curvature = double.IsNaN(prevU) ? double.NaN : (g - prevG) / (u - prevU);
             direction = curvature > 0 ? -g / curvature : -Math.Sign(g) * step;

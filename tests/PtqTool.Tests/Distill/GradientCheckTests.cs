@@ -171,4 +171,41 @@ public class GradientCheckTests
         var e = Assert.Throws<PtqException>(() => GradientGraphBuilder.Build(m.Finish(m.BatchNorm(odd, 2)), m.InputShape));
         Assert.Contains("Erf", e.Message);
     }
+
+    [Fact]
+    public void Division_by_a_constant_and_by_an_activation()
+    {
+        var m = new TinyModels([2, 3, 6, 6], 21);
+        string c = m.Conv("x", 3, 4, 3, pads: [1, 1, 1, 1]);
+        string byConstant = m.Op("Div", [c, m.ConstValues([], [6])]);
+        string positive = m.Op("Add", [m.Op("Mul", [m.Conv("x", 3, 4, 1), m.Conv("x", 3, 4, 1)]), m.ConstValues([], [1])]);
+        Check(m.Finish(m.BatchNorm(m.Op("Div", [byConstant, positive]), 4)), m.InputShape);
+    }
+
+    [Fact]
+    public void Transpose_matmul_of_two_activations_reducemean_and_softmax()
+    {
+        // An attention-like block: scores = softmax(Q·Kᵀ), out = scores·V, then a mean over the sequence.
+        var m = new TinyModels([2, 4, 3, 3], 22, opset: 13);
+        string features = m.Op("Reshape", [m.Conv("x", 4, 6, 1), m.ConstLongs([2, 6, 9])]);
+        string tokens = m.Op("Transpose", [features], NodeAttributes.Ints("perm", [0, 2, 1]));
+        string q = m.Op("MatMul", [tokens, m.Weight(6, 6)]), k = m.Op("MatMul", [tokens, m.Weight(6, 6)]);
+        string scores = m.Op("Softmax", [m.Op("MatMul", [q, m.Op("Transpose", [k], NodeAttributes.Ints("perm", [0, 2, 1]))])], NodeAttributes.Int("axis", -1));
+        string mixed = m.Op("MatMul", [scores, tokens]);
+        string pooled = m.Op("ReduceMean", [mixed], NodeAttributes.Ints("axes", [1]), NodeAttributes.Int("keepdims", 0));
+        string back = m.Op("Reshape", [pooled, m.ConstLongs([2, 6, 1, 1])]);
+        Check(m.Finish(m.BatchNorm(back, 6)), m.InputShape);
+    }
+
+    [Theory]
+    [InlineData("asymmetric", "floor")]
+    [InlineData("half_pixel", "round_prefer_floor")]
+    public void Nearest_resize_by_whole_factors(string transform, string rounding)
+    {
+        var m = new TinyModels([2, 3, 4, 5], 23, opset: 13);
+        string c = m.Conv("x", 3, 4, 3, pads: [1, 1, 1, 1]);
+        string up = m.Op("Resize", [c, "", m.ConstValues([4], [1, 1, 2, 3])], NodeAttributes.String("mode", "nearest"),
+            NodeAttributes.String("coordinate_transformation_mode", transform), NodeAttributes.String("nearest_mode", rounding));
+        Check(m.Finish(m.BatchNorm(m.Conv(up, 4, 4, 3), 4)), m.InputShape);
+    }
 }

@@ -42,6 +42,14 @@ public sealed class TinyModels
         return name;
     }
 
+    /// <summary>An int64 constant (shapes, axes).</summary>
+    public string ConstLongs(long[] values)
+    {
+        string name = $"w{_n++}";
+        _graph.AddInitializer(TensorData.FromInt64(name, [values.Length], values));
+        return name;
+    }
+
     public string Op(string op, string[] inputs, params AttributeProto[] attributes)
     {
         string output = $"t{_n++}";

@@ -18,6 +18,9 @@ public class SqnrGateTests
         Assert.Equal("sqnr", json["gate"]!["metric"]!.GetValue<string>());
         double sqnr = json["evaluation"]!["output_sqnr_db"]!.GetValue<double>(), agreement = json["evaluation"]!["top1_agreement"]!.GetValue<double>();
         Assert.True(sqnr > 25 && json["gate"]!["passed"]!.GetValue<bool>(), $"SQNR {sqnr}");
+        // The report does not show a map's argmax agreement as if it were a score.
+        Assert.False(json["evaluation"]!["class_scores"]!.GetValue<bool>());
+        Assert.DoesNotContain("agreement", r.Out);
         // The same outputs judged by argmax agreement over the whole map would fail a 5-point gate.
         Assert.True(100 - agreement > 5, $"agreement {agreement}% is too high for this check to mean anything");
         var byAgreement = CliRunner.Run("quantize", model, "--calib", data, "--eval", data, "--out", Path.Combine(dir, "q2.onnx"), "--metric", "agreement", "--max-drop", "5", "--quiet");

@@ -88,6 +88,39 @@ public class HistogramTests
     }
 
     [Theory]
+    [InlineData(7)]
+    [InlineData(1003)]
+    [InlineData(40_000)]
+    public void Every_value_lands_in_the_bin_brute_force_gives_it(int length)
+    {
+        // Long spans take the SIMD paths (one-pass min/max, 8-wide binning into interleaved tables, runs of zeros);
+        // the bins must be floor(v / width) exactly, as computed one value at a time in double.
+        var rng = new Random(length);
+        var values = Enumerable.Range(0, length).Select(i => i % 5 == 0 ? 0f : (float)((rng.NextDouble() - 0.3) * 7)).ToArray();
+        for (int i = 0; i < Math.Min(length, 64); i++) values[i] = 0; // a run of zeros
+        var h = new Histogram(256);
+        h.Add(values);
+        var expected = new long[h.BinCount];
+        foreach (float v in values) expected[Math.Clamp((int)Math.Floor(v / h.BinWidth) + 256, 0, h.BinCount - 1)]++;
+        Assert.Equal(expected, h.Counts.ToArray());
+        Assert.Equal(values.Min(), h.Min);
+        Assert.Equal(values.Max(), h.Max);
+    }
+
+    [Fact]
+    public void Non_finite_values_inside_long_spans_are_found_too()
+    {
+        var values = Enumerable.Range(0, 1000).Select(i => (float)Math.Sin(i)).ToArray();
+        values[500] = float.NaN;
+        values[701] = float.NegativeInfinity;
+        var h = new Histogram();
+        h.Add(values);
+        Assert.Equal(998, h.Count);
+        Assert.Equal(2, h.NonFinite);
+        Assert.Equal(values.Where(float.IsFinite).Max(), h.Max);
+    }
+
+    [Theory]
     [InlineData("normal", 8)]
     [InlineData("laplace", 4)]
     [InlineData("bimodal", 2)]

@@ -176,4 +176,31 @@ public class LossTests
         var small = PerChannel.Choose(values.AsSpan(0, 18).ToArray(), [2, 9], 0, new MsqeLoss(), spec);
         Assert.Equal(6.0 / 7, small[0].Scale, 9);
     }
+
+    [Theory]
+    [InlineData("minmax")]
+    [InlineData("msqe")]
+    [InlineData("qsin")]
+    [InlineData("entropy")]
+    [InlineData("percentile")]
+    public void Dead_channels_of_denormal_weights_quantize_to_zero_with_a_harmless_scale(string lossName)
+    {
+        // PaddleOCR's recognizer has channels whose weights are float denormals (±3e-40): s = max/127 would be a denormal
+        // too, 1/s overflows float, and QSin's sin(πx/s) became NaN. Such a channel is zero at any sensible precision.
+        var rng = new Random(5);
+        var values = new float[2 * 64];
+        for (int i = 0; i < 64; i++) values[i] = (float)((rng.NextDouble() - 0.5) * 6e-40);
+        for (int i = 64; i < 128; i++) values[i] = (float)SyntheticSamples.Normal(rng);
+        var loss = ScaleLosses.Create(lossName);
+        foreach (var symmetric in new[] { true, false })
+        {
+            var spec = new QuantSpec(symmetric ? IntegerRange.Signed(8) : IntegerRange.Unsigned(8), symmetric);
+            var chosen = PerChannel.Choose(values, [2, 64], 0, loss, spec);
+            Assert.Equal(RangeMapping.ScaleOfZeroRange, chosen[0].Scale);
+            for (int i = 0; i < 64; i++)
+                Assert.Equal(0.0, UniformQuantizer.FakeQuantize(values[i], chosen[0].Scale, chosen[0].ZeroPoint, spec.Range));
+            // The live channel is untouched: a finite scale near its own range.
+            Assert.InRange(chosen[1].Scale, 1e-3, 1);
+        }
+    }
 }

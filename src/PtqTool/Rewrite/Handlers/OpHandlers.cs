@@ -5,7 +5,7 @@ public static class OpHandlers
 {
     private static readonly Dictionary<string, IOpHandler> ByOp = Build(
         new WeightedOpHandler(), new ElementwiseHandler(), new ConcatHandler(),
-        new PassThroughHandler(), new ActivationHandler(), new FixedRangeHandler());
+        new PassThroughHandler(), new AveragingHandler(), new ActivationHandler(), new FixedRangeHandler());
 
     public static IOpHandler? For(string opType) => ByOp.GetValueOrDefault(opType);
 

@@ -6,7 +6,7 @@ namespace PtqTool.Rewrite.Handlers;
 public sealed class PassThroughHandler : IOpHandler
 {
     public IReadOnlyCollection<string> OpTypes =>
-        ["MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Resize"];
+        ["MaxPool", "GlobalMaxPool", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "Resize"];
 
     public void Plan(NodeProto node, PlanBuilder plan)
     {

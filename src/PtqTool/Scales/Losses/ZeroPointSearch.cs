@@ -14,7 +14,7 @@ internal static class ZeroPointSearch
         Func<IDistribution, int, bool, double> bestScale, Func<IDistribution, double, int, double> objective)
     {
         var start = RangeMapping.FromRange(d.Min, d.Max, spec);
-        if (d.Count == 0 || (d.Min == 0 && d.Max == 0)) return start;
+        if (d.Count == 0 || RangeMapping.IsNegligible(d.Min, d.Max)) return start;
         if (spec.FixedZeroPoint is int fixedZ) return new QuantParams(bestScale(d, fixedZ, false), fixedZ);
         var r = spec.Range;
         // Rank zero points on a coarser histogram with quick searches; settle the best few on the full one.
