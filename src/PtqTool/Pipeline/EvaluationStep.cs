@@ -31,7 +31,7 @@ public static class EvaluationStep
         using (var fp32 = OrtRunner.FromModel(original, options, "FP32 model"))
         using (var int8 = OrtRunner.FromModel(quantized, options, "quantized model"))
         {
-            MemoryUse.Trace("fp32+int8 sessions");
+            MemoryUse.Trace("evaluation sessions");
             progress.Start("evaluating", data.Total);
             // The unfused session goes before the latency timing, so its threads do not compete with it.
             using (var unfused = OrtRunner.FromModel(quantized, options with { Optimization = GraphOptimizationLevel.ORT_DISABLE_ALL }, "quantized model"))
@@ -62,13 +62,10 @@ public static class EvaluationStep
         var fused = new OutputComparer();
         var semantic = new OutputComparer();
         string output = fp32.OutputNames[0];
-        MemoryUse.Trace("unfused session");
         foreach (var batch in batches)
         {
             var f = fp32.Run(batch.Input, [output])[output];
-            MemoryUse.Trace("fp32 run");
             fused.Add(batch.Labels, f, int8.Run(batch.Input, [output])[output], batch.Files);
-            MemoryUse.Trace("int8 run");
             // The unfused session keeps every dequantized tensor in float: it runs in small pieces, so its memory does
             // not grow with --batch (its outputs per sample are the same either way).
             semantic.Add(batch.Labels, f, FloatTensor.Concat(OutputGroups.Pieces(batch.Input, ExactPiece).Select(p => exact.Run(p, [output])[output]).ToList()), batch.Files);
