@@ -27,6 +27,7 @@ public static class Program
         root.Subcommands.Add(DistillCommand.Create(io));
         root.Subcommands.Add(SweepCommand.Create(io));
         root.Subcommands.Add(SensitivityCommand.Create(io));
+        root.Subcommands.Add(ParetoCommand.Create(io));
         root.Subcommands.Add(PlotCommand.Create(io));
         root.Subcommands.Add(CompareLossesCommand.Create(io));
         if (args.Length == 0)

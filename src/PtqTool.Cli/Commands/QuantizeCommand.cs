@@ -20,12 +20,13 @@ public static class QuantizeCommand
         var minSqnr = new Option<double?>("--min-sqnr") { Description = "CI gate for --metric sqnr: exit 3 when the output SQNR (dB) is below this" };
         var minCosine = new Option<double?>("--min-cosine") { Description = "CI gate for --metric cosine: exit 3 when the mean output cosine is below this" };
         var synthetic = new Option<string?>("--synthetic") { Description = "Data-free calibration: zeroq (distilled from BatchNormalization statistics) or gaussian (N(0,1) inputs)" };
+        var avgBits = new Option<double?>("--avg-bits") { Description = "Mixed precision: per-layer weight bits (2/4/6/8) chosen by sensitivity with this average at most (docs/mixed-precision.md)" };
         var distill = new DistillOptionSet();
         var command = new Command("quantize", "Quantize a model to QDQ INT8 and report what it cost");
         set.AddTo(command);
         command.Options.Add(synthetic);
         distill.AddTo(command);
-        foreach (var o in new Option[] { stats, eval, evalLimit, output, report, maxDrop, metric, minSqnr, minCosine }) command.Options.Add(o);
+        foreach (var o in new Option[] { stats, eval, evalLimit, output, report, maxDrop, metric, minSqnr, minCosine, avgBits }) command.Options.Add(o);
         command.SetAction(parse => io.Guard(() =>
         {
             var request = (set.Read(parse) with
@@ -41,6 +42,7 @@ public static class QuantizeCommand
                 MinCosine = parse.GetValue(minCosine),
                 Synthetic = parse.GetValue(synthetic),
                 Distill = distill.Read(parse),
+                AverageWeightBits = parse.GetValue(avgBits),
             }).CheckSingleCalibrationSource();
             var progress = io.Progress(parse.GetValue(set.Quiet));
             var result = new QuantizeJob(request, progress).Run();

@@ -6,7 +6,9 @@ namespace PtqTool.Pipeline;
 /// <summary>Gets activation statistics: from stats files (merged), or by running calibration images through the folded model.</summary>
 public static class CalibrationStep
 {
-    public static (ActivationStatistics Stats, string Source) Run(PreparedModel model, QuantizeRequest request, ProgressReporter progress)
+    /// <param name="syntheticSamples">Receives the synthetic samples when --synthetic made them (mixed precision measures on them too).</param>
+    public static (ActivationStatistics Stats, string Source) Run(PreparedModel model, QuantizeRequest request, ProgressReporter progress,
+        Action<Onnx.FloatTensor>? syntheticSamples = null)
     {
         if (request.StatsPaths.Count > 0)
         {
@@ -25,6 +27,7 @@ public static class CalibrationStep
         if (request.Synthetic is not null)
         {
             var samples = SyntheticSamples(model, request, progress);
+            syntheticSamples?.Invoke(samples);
             var synthetic = Collect(_ => Batches(samples, request.Batch));
             CheckFinite(synthetic, $"--synthetic {request.Synthetic}");
             return (synthetic, $"{request.Synthetic} ({samples.Batch} synthetic samples)");

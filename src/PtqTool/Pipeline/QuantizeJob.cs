@@ -31,15 +31,17 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
         var evaluationSet = EvaluationSet.Resolve(request, model);
         var gate = request.ResolveGate(evaluationSet.Labelled, model.OutputShape);
         MemoryUse.Trace("preparing");
-        var (stats, calibrationSource) = CalibrationStep.Run(model, request, progress);
+        Onnx.FloatTensor? synthetic = null;
+        var (stats, calibrationSource) = CalibrationStep.Run(model, request, progress, s => synthetic = s);
         MemoryUse.Release();
         MemoryUse.Trace("calibration");
-        var parameters = ActivationParameters.Choose(model.Plan, stats, model.Options);
+        var (options, mixed) = MixedPrecisionStep.Apply(model, request, progress, synthetic);
+        var parameters = ActivationParameters.Choose(model.Plan, stats, options);
         var means = stats.Channels.ToDictionary(kv => kv.Key, kv => kv.Value.Means, StringComparer.Ordinal);
-        var summary = QdqRewriter.Apply(model.Folded, model.Plan, parameters, model.Options, means);
+        var summary = QdqRewriter.Apply(model.Folded, model.Plan, parameters, options, means);
         var quantized = model.Folded.Model;
         var target = new TargetSummary(model.Options.Target, model.Options.Guard, CpuInfo.This);
-        ModelMetadata.Write(quantized, target, model.Options, summary);
+        ModelMetadata.Write(quantized, target, options, summary);
 
         // What ONNX Runtime builds from the QDQ graph here, and whether the target's kernels could saturate on it.
         // The calibration statistics and scale searches are done with: give their memory back before the evaluation
@@ -67,7 +69,8 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
         {
             InputModel = request.ModelPath,
             OutputModel = output,
-            Options = model.Options,
+            Options = options,
+            MixedPrecision = mixed,
             CalibrationSource = calibrationSource,
             CalibrationSamples = stats.Samples,
             CalibrationSkipped = stats.Skipped,

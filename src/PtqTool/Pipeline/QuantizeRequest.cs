@@ -23,6 +23,8 @@ public sealed record QuantizeRequest
     public bool? KeepChannelMeans { get; init; }
     /// <summary>Budget for the intermediate tensors one calibration or per-layer run fetches at once (docs/real-models.md).</summary>
     public int MemoryBudgetMiB { get; init; } = (int)(Onnx.OutputGroups.DefaultBudgetBytes >> 20);
+    /// <summary>Mixed precision: the average weight bits (Σ P_i·k_i / Σ P_i) the per-layer choice may not exceed.</summary>
+    public double? AverageWeightBits { get; init; }
     public double? MaxDrop { get; init; }
     /// <summary>--metric: what the gate and the report's headline compare (default from labels and the output shape).</summary>
     public string? Metric { get; init; }
@@ -85,6 +87,9 @@ public sealed record QuantizeRequest
         if (Threads < 0 || Threads > Environment.ProcessorCount)
             throw new PtqException($"--threads: {Threads} must be 0 (automatic) to {Environment.ProcessorCount} (this machine's cores)");
         if (MemoryBudgetMiB is < 16 or > 1 << 20) throw new PtqException($"--memory-budget: {MemoryBudgetMiB} MiB must be in 16..1048576");
+        if (AverageWeightBits is double a && !(a >= 2 && a <= 8)) throw new PtqException($"--avg-bits: {a} must be in 2..8");
+        if (AverageWeightBits is not null && CalibDir is null && EvalDir is null && Synthetic is null)
+            throw new PtqException("--avg-bits: measuring each layer's sensitivity needs data: give --calib DIR, --synthetic or --eval DIR");
         if (MaxDrop is double m && (m < 0 || !double.IsFinite(m))) throw new PtqException($"--max-drop: {m} must be a non-negative number of points");
         if (MinSqnr is double q && !double.IsFinite(q)) throw new PtqException($"--min-sqnr: {q} must be a number of dB");
         if (MinCosine is double c && !(c >= -1 && c <= 1)) throw new PtqException($"--min-cosine: {c} must be in [-1, 1]");

@@ -11,6 +11,8 @@ public sealed record QuantizationReport
     public required string InputModel { get; init; }
     public required string OutputModel { get; init; }
     public required QuantizationOptions Options { get; init; }
+    /// <summary>The per-layer weight bits of --avg-bits (null without it).</summary>
+    public Pipeline.MixedPrecisionStep.Result? MixedPrecision { get; init; }
     public required string CalibrationSource { get; init; }
     public required long CalibrationSamples { get; init; }
     public required long CalibrationSkipped { get; init; }

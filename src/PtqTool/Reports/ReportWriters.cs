@@ -61,6 +61,7 @@ public static class ReportWriters
             foreach (var e in r.Options.Exclude) w.WriteStringValue(e);
             w.WriteEndArray();
             w.WriteEndObject();
+            WriteMixedPrecision(w, r.MixedPrecision);
             w.WriteStartObject("calibration");
             w.WriteString("source", r.CalibrationSource);
             w.WriteNumber("samples", r.CalibrationSamples);
@@ -179,6 +180,32 @@ public static class ReportWriters
         return w.ToString();
     }
 
+    /// <summary>`mixed_precision`: null without --avg-bits; else the choice and every layer's Ω at each candidate width.</summary>
+    private static void WriteMixedPrecision(System.Text.Json.Utf8JsonWriter w, Pipeline.MixedPrecisionStep.Result? m)
+    {
+        if (m is null) { w.WriteNull("mixed_precision"); return; }
+        w.WriteStartObject("mixed_precision");
+        w.WriteNumber("target_average_bits", m.Target);
+        w.WriteNumber("average_bits", m.AverageBits);
+        w.WriteNumber("sensitivity", m.Sensitivity);
+        w.WriteNumber("samples", m.Samples);
+        w.WriteNumber("frontier_points", m.FrontierPoints);
+        w.WriteStartArray("layers");
+        foreach (var l in m.Layers)
+        {
+            w.WriteStartObject();
+            w.WriteString("weight", l.Weight);
+            w.WriteNumber("parameters", l.Parameters);
+            w.WriteNumber("bits", l.Bits);
+            w.WriteStartObject("sensitivity_by_bits");
+            for (int i = 0; i < l.Candidates.Count; i++) w.WriteNumber(l.Candidates[i].ToString(System.Globalization.CultureInfo.InvariantCulture), l.Sensitivity[i]);
+            w.WriteEndObject();
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+        w.WriteEndObject();
+    }
+
     public static string Console(QuantizationReport r, int worstLayers = 8)
     {
         var w = new StringBuilder();
@@ -187,6 +214,10 @@ public static class ReportWriters
         w.AppendLine($"  target {KernelTargets.Name(r.Target.Target)} (saturation guard {SaturationGuards.Name(r.Target.Guard)}); measured on {r.Target.MeasuredOn.Describe()}");
         if (r.Upgrade is { Upgraded: true } up) w.AppendLine($"  model upgraded: {up}");
         if (r.Normalization is { Changes.Count: > 0 } nz) w.AppendLine($"  graph normalized: {nz}");
+        if (r.MixedPrecision is { } mp)
+            w.AppendLine($"  mixed precision (--avg-bits {Format.F(mp.Target)}): {Format.F(mp.AverageBits)} average weight bits, "
+                + string.Join(", ", mp.Layers.GroupBy(l => l.Bits).OrderByDescending(g => g.Key).Select(g => $"{g.Count()} layer(s) at {g.Key}"))
+                + $"; Σ KL {mp.Sensitivity:G3} on {mp.Samples} samples (optimum of {mp.FrontierPoints} Pareto points)");
         w.AppendLine($"  calibration: {r.CalibrationSource}, {r.CalibrationSamples} samples ({r.CalibrationSkipped} skipped), {r.ObservedTensors} tensors observed");
         w.AppendLine($"  evaluation: {r.EvaluationSource}, {r.Outputs.Samples} samples{(r.EvaluationSkipped > 0 ? $" ({r.EvaluationSkipped} unreadable, skipped)" : "")}");
         w.AppendLine();

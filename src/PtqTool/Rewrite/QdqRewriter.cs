@@ -53,7 +53,7 @@ public static class QdqRewriter
                 var shape = TensorData.Shape(wTensor);
                 int axis = options.PerChannelWeights ? use.Axis : -1;
                 var constraint = options.Guard == SaturationGuard.PairBound ? new PairConstraint(Reduction(node, shape), options.X86ActivationMax) : null;
-                var q = WeightQuantizer.Quantize(weights, shape, axis, weightLoss, options.WeightSpec, bias, inputScale, constraint);
+                var q = WeightQuantizer.Quantize(weights, shape, axis, weightLoss, options.WeightSpecFor(wName), bias, inputScale, constraint);
                 raised += q.RaisedChannels;
                 bounded += q.BoundedPairs;
                 weightSqnr[wName] = WeightSqnr(weights, q, shape);

@@ -26,6 +26,8 @@ public sealed record QuantizationOptions
     public bool UnsignedActivations { get; init; } = true;
     public bool SymmetricActivations { get; init; }
     public int WeightBits { get; init; } = 8;
+    /// <summary>Mixed precision: bits per weight initializer (others use <see cref="WeightBits"/>, which also caps these).</summary>
+    public IReadOnlyDictionary<string, int> LayerWeightBits { get; init; } = new Dictionary<string, int>();
     public bool PerChannelWeights { get; init; } = true;
     /// <summary>
     /// Bias correction of Conv/Gemm biases from calibration means (see <see cref="BiasCorrection"/>). Off by default:
@@ -63,10 +65,17 @@ public sealed record QuantizationOptions
     /// <summary>Weights are symmetric on the restricted signed range [−(2^(b−1)−1), 2^(b−1)−1] (no −128: no int8 overflow in u8s8 kernels).</summary>
     public QuantSpec WeightSpec => new(new IntegerRange(-((1 << (WeightBits - 1)) - 1), (1 << (WeightBits - 1)) - 1), Symmetric: true);
 
+    /// <summary>The spec of one weight tensor: its mixed-precision bits when it has them, capped at <see cref="WeightBits"/>.</summary>
+    public QuantSpec WeightSpecFor(string weight) => LayerWeightBits.TryGetValue(weight, out int bits) && bits < WeightBits
+        ? new(new IntegerRange(-((1 << (bits - 1)) - 1), (1 << (bits - 1)) - 1), Symmetric: true)
+        : WeightSpec;
+
     public QuantizationOptions Validated()
     {
         if (ActivationBits is < 2 or > 8) throw new PtqException($"--activation-bits: {ActivationBits} is out of range (2..8)");
         if (WeightBits is < 2 or > 8) throw new PtqException($"--weight-bits: {WeightBits} is out of range (2..8)");
+        foreach (var (name, bits) in LayerWeightBits)
+            if (bits is < 2 or > 8) throw new PtqException($"weight '{name}': {bits} bits is out of range (2..8)");
         if (!(Percentile > 0 && Percentile <= 100)) throw new PtqException($"--percentile: {Percentile} must be in (0, 100]");
         Scales.Losses.ScaleLosses.Create(Loss, Percentile);
         Scales.Losses.ScaleLosses.Create(ResolvedWeightLoss, Percentile, WeightLoss is null ? "--loss" : "--weight-loss");
