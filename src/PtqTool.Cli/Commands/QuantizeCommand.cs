@@ -21,12 +21,13 @@ public static class QuantizeCommand
         var minCosine = new Option<double?>("--min-cosine") { Description = "CI gate for --metric cosine: exit 3 when the mean output cosine is below this" };
         var synthetic = new Option<string?>("--synthetic") { Description = "Data-free calibration: zeroq (distilled from BatchNormalization statistics) or gaussian (N(0,1) inputs)" };
         var avgBits = new Option<double?>("--avg-bits") { Description = "Mixed precision: per-layer weight bits (2/4/6/8) chosen by sensitivity with this average at most (docs/mixed-precision.md)" };
+        var autoFallback = new Option<bool>("--auto-fallback") { Description = "While the gate fails on --eval, raise the weight bits of the layer that gains most per added bit, and measure again" };
         var distill = new DistillOptionSet();
         var command = new Command("quantize", "Quantize a model to QDQ INT8 and report what it cost");
         set.AddTo(command);
         command.Options.Add(synthetic);
         distill.AddTo(command);
-        foreach (var o in new Option[] { stats, eval, evalLimit, output, report, maxDrop, metric, minSqnr, minCosine, avgBits }) command.Options.Add(o);
+        foreach (var o in new Option[] { stats, eval, evalLimit, output, report, maxDrop, metric, minSqnr, minCosine, avgBits, autoFallback }) command.Options.Add(o);
         command.SetAction(parse => io.Guard(() =>
         {
             var request = (set.Read(parse) with
@@ -43,9 +44,13 @@ public static class QuantizeCommand
                 Synthetic = parse.GetValue(synthetic),
                 Distill = distill.Read(parse),
                 AverageWeightBits = parse.GetValue(avgBits),
+                AutoFallback = parse.GetValue(autoFallback),
             }).CheckSingleCalibrationSource();
             var progress = io.Progress(parse.GetValue(set.Quiet));
-            var result = new QuantizeJob(request, progress).Run();
+            // The fallback searches on a calibration of its own, then the final options are quantized as a normal run.
+            var fallback = request.AutoFallback ? FallbackJob.Find(request, progress) : null;
+            var final = fallback is null ? request : request with { Options = fallback.Options, AverageWeightBits = null, AutoFallback = false };
+            var result = new QuantizeJob(final, progress, fallback).Run();
             io.Out.Write(ReportWriters.Console(result));
             if (!result.GatePassed)
             {

@@ -23,7 +23,7 @@ public sealed class CalibratedRuns : IDisposable
             stats.Save(statsPath);
             _fromStats = request with
             {
-                StatsPaths = [statsPath], Synthetic = null, ReportPaths = [], MaxDrop = null, MinSqnr = null, MinCosine = null,
+                StatsPaths = [statsPath], Synthetic = null, ReportPaths = [], MaxDrop = null, MinSqnr = null, MinCosine = null, AutoFallback = false,
                 OutputPath = Path.Combine(_work.FullName, "model.onnx"),
             };
         }

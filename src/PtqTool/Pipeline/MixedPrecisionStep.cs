@@ -40,7 +40,7 @@ public static class MixedPrecisionStep
     /// Ω_i(k) of every weight tensor at every candidate width, on up to <see cref="SensitivitySamples"/> images of --calib,
     /// else on the synthetic calibration samples (ZeroQ: the distilled data ranks layers), else on --eval's images.
     /// </summary>
-    public static (List<LayerChoices> Layers, int Samples) Measure(PreparedModel model, QuantizeRequest request, ProgressReporter progress, Onnx.FloatTensor? synthetic = null)
+    public static (List<LayerChoices> Layers, int Samples) Measure(PreparedModel model, QuantizeRequest request, ProgressReporter progress, Onnx.FloatTensor? synthetic = null, int? maxBits = null)
     {
         List<Onnx.FloatTensor> batches;
         if (request.CalibDir is null && synthetic is not null)
@@ -56,7 +56,7 @@ public static class MixedPrecisionStep
         }
         int samples = batches.Sum(b => b.Batch);
         var options = model.Options;
-        var bits = Candidates(options.WeightBits);
+        var bits = Candidates(maxBits ?? options.WeightBits);
         var weights = model.Plan.Weights;
         if (weights.Count == 0) throw new PtqException($"{request.ModelPath}: no quantized weights to choose bit widths for");
         int tensors = weights.Select(w => w.Node.Input[w.InputIndex]).Distinct().Count();

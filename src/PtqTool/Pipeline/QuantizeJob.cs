@@ -12,7 +12,8 @@ namespace PtqTool.Pipeline;
 /// `ptq quantize` end to end: prepare → calibrate (or load stats) → choose scales → rewrite → check saturation for the
 /// target → evaluate (FP32, this CPU's fused integer kernels, exact QDQ semantics) → save the model → report.
 /// </summary>
-public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progress)
+/// <param name="fallback">What --auto-fallback did before this run (its final options are the request's).</param>
+public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progress, FallbackJob.Result? fallback = null)
 {
     public QuantizationReport Run()
     {
@@ -71,6 +72,7 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
             OutputModel = output,
             Options = options,
             MixedPrecision = mixed,
+            Fallback = fallback,
             CalibrationSource = calibrationSource,
             CalibrationSamples = stats.Samples,
             CalibrationSkipped = stats.Skipped,

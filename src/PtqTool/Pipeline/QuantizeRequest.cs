@@ -25,6 +25,8 @@ public sealed record QuantizeRequest
     public int MemoryBudgetMiB { get; init; } = (int)(Onnx.OutputGroups.DefaultBudgetBytes >> 20);
     /// <summary>Mixed precision: the average weight bits (Σ P_i·k_i / Σ P_i) the per-layer choice may not exceed.</summary>
     public double? AverageWeightBits { get; init; }
+    /// <summary>Raise the most sensitive layers' weight bits until the gate holds on --eval (<see cref="FallbackJob"/>).</summary>
+    public bool AutoFallback { get; init; }
     public double? MaxDrop { get; init; }
     /// <summary>--metric: what the gate and the report's headline compare (default from labels and the output shape).</summary>
     public string? Metric { get; init; }
@@ -90,6 +92,8 @@ public sealed record QuantizeRequest
         if (AverageWeightBits is double a && !(a >= 2 && a <= 8)) throw new PtqException($"--avg-bits: {a} must be in 2..8");
         if (AverageWeightBits is not null && CalibDir is null && EvalDir is null && Synthetic is null)
             throw new PtqException("--avg-bits: measuring each layer's sensitivity needs data: give --calib DIR, --synthetic or --eval DIR");
+        if (AutoFallback && (EvalDir is null || new[] { MaxDrop, MinSqnr, MinCosine }.All(t => t is null)))
+            throw new PtqException("--auto-fallback needs --eval DIR and a gate to reach (--max-drop, --min-sqnr or --min-cosine)");
         if (MaxDrop is double m && (m < 0 || !double.IsFinite(m))) throw new PtqException($"--max-drop: {m} must be a non-negative number of points");
         if (MinSqnr is double q && !double.IsFinite(q)) throw new PtqException($"--min-sqnr: {q} must be a number of dB");
         if (MinCosine is double c && !(c >= -1 && c <= 1)) throw new PtqException($"--min-cosine: {c} must be in [-1, 1]");

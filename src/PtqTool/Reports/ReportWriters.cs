@@ -62,6 +62,7 @@ public static class ReportWriters
             w.WriteEndArray();
             w.WriteEndObject();
             WriteMixedPrecision(w, r.MixedPrecision);
+            WriteFallback(w, r.Fallback);
             w.WriteStartObject("calibration");
             w.WriteString("source", r.CalibrationSource);
             w.WriteNumber("samples", r.CalibrationSamples);
@@ -206,6 +207,30 @@ public static class ReportWriters
         w.WriteEndObject();
     }
 
+    /// <summary>`auto_fallback`: null without --auto-fallback; else the gate metric, the final bits per tensor and every measured step.</summary>
+    private static void WriteFallback(System.Text.Json.Utf8JsonWriter w, Pipeline.FallbackJob.Result? f)
+    {
+        if (f is null) { w.WriteNull("auto_fallback"); return; }
+        w.WriteStartObject("auto_fallback");
+        w.WriteString("metric", f.Metric);
+        w.WriteStartObject("weight_bits");
+        foreach (var (name, bits) in f.Options.LayerWeightBits.OrderBy(kv => kv.Key, StringComparer.Ordinal)) w.WriteNumber(name, bits);
+        w.WriteEndObject();
+        w.WriteStartArray("steps");
+        foreach (var s in f.Steps)
+        {
+            w.WriteStartObject();
+            if (s.Weight is null) w.WriteNull("raised"); else w.WriteString("raised", s.Weight);
+            w.WriteNumber("from_bits", s.FromBits);
+            w.WriteNumber("to_bits", s.ToBits);
+            w.WriteNumber("gate_value", s.GateValue);
+            w.WriteBoolean("passed", s.Passed);
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+        w.WriteEndObject();
+    }
+
     public static string Console(QuantizationReport r, int worstLayers = 8)
     {
         var w = new StringBuilder();
@@ -218,6 +243,11 @@ public static class ReportWriters
             w.AppendLine($"  mixed precision (--avg-bits {Format.F(mp.Target)}): {Format.F(mp.AverageBits)} average weight bits, "
                 + string.Join(", ", mp.Layers.GroupBy(l => l.Bits).OrderByDescending(g => g.Key).Select(g => $"{g.Count()} layer(s) at {g.Key}"))
                 + $"; Σ KL {mp.Sensitivity:G3} on {mp.Samples} samples (optimum of {mp.FrontierPoints} Pareto points)");
+        if (r.Fallback is { } fb)
+        {
+            var raised = fb.Steps.Where(st => st.Weight is not null).ToList();
+            w.AppendLine($"  auto-fallback ({fb.Metric}): {fb.Steps.Count} measurement(s), {raised.Count} raise(s){(raised.Count > 0 ? ": " + string.Join(", ", raised.Select(st => $"{st.Weight} {st.FromBits}→{st.ToBits} bits ({Format.F(st.GateValue)})")) : "")}{(fb.Steps[^1].Passed ? "" : "; the gate still fails with every layer at its widest")}");
+        }
         w.AppendLine($"  calibration: {r.CalibrationSource}, {r.CalibrationSamples} samples ({r.CalibrationSkipped} skipped), {r.ObservedTensors} tensors observed");
         w.AppendLine($"  evaluation: {r.EvaluationSource}, {r.Outputs.Samples} samples{(r.EvaluationSkipped > 0 ? $" ({r.EvaluationSkipped} unreadable, skipped)" : "")}");
         w.AppendLine();
