@@ -38,6 +38,7 @@ public sealed class QuantizationOptionSet(OptionScope scope = OptionScope.Quanti
     public Option<int?> ActivationBits { get; } = new("--activation-bits") { Description = "Activation bit width (2..8, default 8)" };
     public Option<string> ActivationType { get; } = new("--activation-type") { Description = "uint8 (default; what ONNX Runtime fuses on x86) or int8", DefaultValueFactory = _ => "uint8" };
     public Option<bool> SymmetricActivations { get; } = new("--symmetric-activations") { Description = "Zero point fixed at the middle (keeps Relu nodes)" };
+    public Option<string> WeightStorage { get; } = new("--weight-storage") { Description = "int8 (default) or int4: weights with 4-bit codes stored two per byte at opset 21 (smaller file; ONNX Runtime 1.31 runs them in float)", DefaultValueFactory = _ => "int8" };
     public Option<bool> PerTensorWeights { get; } = new("--per-tensor-weights") { Description = "One scale per weight tensor instead of per output channel" };
     public Option<bool> BiasCorrection { get; } = new("--bias-correction") { Description = "Correct Conv/Gemm biases for the mean weight error (off by default; see docs/results.md)" };
     public Option<string> Target { get; } = new("--target") { Description = "CPU the model is for: auto (this one), x86-vnni, x86-avx2, arm64, portable (docs/cpu-targets.md)", DefaultValueFactory = _ => "auto" };
@@ -50,7 +51,7 @@ public sealed class QuantizationOptionSet(OptionScope scope = OptionScope.Quanti
         command.Arguments.Add(Model);
         Option[] data = [Calib, Limit, Batch, Strict, MemoryBudget];
         Option[] common = [Threads, Quiet];
-        Option[] choices = [Loss, WeightLoss, Percentile, Bits, WeightBits, ActivationBits, ActivationType, SymmetricActivations, PerTensorWeights, BiasCorrection, Target, SaturationGuard, Exclude];
+        Option[] choices = [Loss, WeightLoss, Percentile, Bits, WeightBits, ActivationBits, ActivationType, SymmetricActivations, PerTensorWeights, WeightStorage, BiasCorrection, Target, SaturationGuard, Exclude];
         IEnumerable<Option> options = scope switch
         {
             OptionScope.Quantize => [.. data, .. common, .. choices],
@@ -73,6 +74,8 @@ public sealed class QuantizationOptionSet(OptionScope scope = OptionScope.Quanti
     {
         string type = Get(parse, ActivationType, "uint8");
         if (type is not ("int8" or "uint8")) throw new PtqException($"--activation-type: '{type}' is not int8 or uint8");
+        string storage = Get(parse, WeightStorage, "int8");
+        if (storage is not ("int8" or "int4")) throw new PtqException($"--weight-storage: '{storage}' is not int8 or int4");
         int? bits = Get(parse, Bits, null);
         if (bits is < 2 or > 8) throw new PtqException($"--bits: {bits} is out of range (2..8)");
         var options = new QuantizationOptions
@@ -85,6 +88,7 @@ public sealed class QuantizationOptionSet(OptionScope scope = OptionScope.Quanti
             UnsignedActivations = type == "uint8",
             SymmetricActivations = Get(parse, SymmetricActivations, false),
             PerChannelWeights = !Get(parse, PerTensorWeights, false),
+            Int4WeightStorage = storage == "int4",
             BiasCorrection = Get(parse, BiasCorrection, false),
             Exclude = Get(parse, Exclude, []) ?? [],
             Target = Kernels.KernelTargets.Parse(Get(parse, Target, "auto"), Kernels.CpuInfo.This),

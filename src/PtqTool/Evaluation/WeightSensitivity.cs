@@ -9,8 +9,9 @@ namespace PtqTool.Evaluation;
 /// <summary>
 /// ZeroQ's sensitivity of one weight tensor at k bits: Ω_i(k) = (1/N) Σ_j KL(M(θ; x_j) ‖ M(θ̃_i(k); x_j)), the model with
 /// that tensor alone fake-quantized (per-channel, the weight loss's scales, activations in float), over N samples.
-/// Class scores go through a softmax unless they already are probabilities. Each variant is one session; the FP32
-/// outputs are computed once.
+/// Class scores go through a softmax unless they already are probabilities; outputs that are not [batch, classes]
+/// (maps, sequences) use each sample's relative squared error ‖f − f̃‖² / ‖f‖² instead of KL. Each variant is one
+/// session; the FP32 outputs are computed once.
 /// </summary>
 public static class WeightSensitivity
 {
@@ -19,12 +20,14 @@ public static class WeightSensitivity
     {
         var graph = new OnnxGraph(model.Clone());
         string output;
-        var reference = new List<double[][]>();
+        var reference = new List<FloatTensor>();
         using (var fp32 = OrtRunner.FromModel(graph.Model, options, "FP32 model"))
         {
             output = fp32.OutputNames[0];
-            foreach (var b in batches) reference.Add(Probabilities(fp32.Run(b, [output])[output]));
+            foreach (var b in batches) reference.Add(fp32.Run(b, [output])[output]);
         }
+        bool classes = reference[0].Shape.Length == 2;
+        var probabilities = classes ? reference.Select(Probabilities).ToList() : null;
         var distinct = weights.GroupBy(w => w.Node.Input[w.InputIndex], StringComparer.Ordinal).Select(g => g.First()).ToList();
         var result = new List<LayerChoices>();
         int done = 0;
@@ -45,9 +48,14 @@ public static class WeightSensitivity
                 long samples = 0;
                 for (int i = 0; i < batches.Count; i++)
                 {
-                    var q = Probabilities(runner.Run(batches[i], [output])[output]);
-                    for (int j = 0; j < q.Length; j++) sum += Kl(reference[i][j], q[j]);
-                    samples += q.Length;
+                    var y = runner.Run(batches[i], [output])[output];
+                    if (classes)
+                    {
+                        var q = Probabilities(y);
+                        for (int j = 0; j < q.Length; j++) sum += Kl(probabilities![i][j], q[j]);
+                    }
+                    else sum += RelativeErrors(reference[i], y);
+                    samples += y.Batch;
                 }
                 omega.Add(sum / samples);
                 progress?.Invoke(++done);
@@ -96,6 +104,25 @@ public static class WeightSensitivity
             rows[r] = p;
         }
         return rows;
+    }
+
+    /// <summary>Σ over the batch of each sample's ‖f − f̃‖² / ‖f‖² (maps and sequences, where KL over classes has no meaning).</summary>
+    public static double RelativeErrors(FloatTensor fp32, FloatTensor quantized)
+    {
+        int per = fp32.Data.Length / fp32.Batch;
+        double total = 0;
+        for (int j = 0; j < fp32.Batch; j++)
+        {
+            double noise = 0, signal = 0;
+            for (int i = j * per; i < (j + 1) * per; i++)
+            {
+                double d = fp32.Data[i] - quantized.Data[i];
+                noise += d * d;
+                signal += (double)fp32.Data[i] * fp32.Data[i];
+            }
+            total += noise / Math.Max(signal, 1e-30);
+        }
+        return total;
     }
 
     /// <summary>KL(p ‖ q) in nats; q's zeros are floored at 1e-12 so a class FP32 gives mass to is never free to lose.</summary>

@@ -41,6 +41,12 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
         var means = stats.Channels.ToDictionary(kv => kv.Key, kv => kv.Value.Means, StringComparer.Ordinal);
         var summary = QdqRewriter.Apply(model.Folded, model.Plan, parameters, options, means);
         var quantized = model.Folded.Model;
+        if (options.Int4WeightStorage)
+        {
+            int packed = Int4Storage.Apply(quantized);
+            if (packed == 0) progress.Warn("note: --weight-storage int4: no weight tensor has codes within [-8, 7] (use --weight-bits 4 or --avg-bits); int8 storage kept");
+            else summary = summary with { WeightStorage = $"int4 storage (opset 21) for {packed} weight tensor(s), int8 for the rest; ONNX Runtime 1.31 dequantizes int4 weights and runs those ops in float" };
+        }
         var target = new TargetSummary(model.Options.Target, model.Options.Guard, CpuInfo.This);
         ModelMetadata.Write(quantized, target, options, summary);
 

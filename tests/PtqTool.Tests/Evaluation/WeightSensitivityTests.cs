@@ -61,6 +61,42 @@ public class WeightSensitivityTests
         Assert.True(layer.Sensitivity[0] > layer.Sensitivity[2], "2-bit weights must cost more than 8-bit ones");
     }
 
+    [Fact]
+    public void A_map_output_uses_each_samples_relative_squared_error()
+    {
+        int[] shape = [4, 2, 6, 6];
+        var m = new TinyModels(shape, seed: 22);
+        var model = m.Finish(m.Conv(m.Op("Relu", [m.Conv("x", 2, 4, 3)]), 4, 1, 1));
+        var node = model.Graph.Node.First(n => n.OpType == "Conv");
+        string weight = node.Input[1];
+        var rng = new Random(5);
+        var batch = new FloatTensor(Enumerable.Range(0, 4 * 2 * 36).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray(), shape);
+
+        var layer = Assert.Single(WeightSensitivity.Measure(model, [new WeightUse(node, 1, 0, 2)], [4], new MinMaxLoss(), perChannel: true, [batch], new RunnerOptions()));
+
+        float[] w = new OnnxGraph(model).InitializerFloats(weight);
+        int per = w.Length / 4;
+        var fake = new float[w.Length];
+        for (int c = 0; c < 4; c++)
+        {
+            float s = w.Skip(c * per).Take(per).Max(Math.Abs) / 7;
+            for (int i = c * per; i < (c + 1) * per; i++) fake[i] = (float)Math.Round(w[i] / s) * s;
+        }
+        var variant = model.Clone();
+        var init = variant.Graph.Initializer.First(t => t.Name == weight);
+        variant.Graph.Initializer.Remove(init);
+        variant.Graph.Initializer.Add(TensorData.FromFloats(weight, TensorData.Shape(init), fake));
+        using var fp32 = OrtRunner.FromModel(model);
+        using var q = OrtRunner.FromModel(variant);
+        var f = fp32.Run(batch)[fp32.OutputNames[0]].Data;
+        var g = q.Run(batch)[q.OutputNames[0]].Data;
+        int size = f.Length / 4;
+        double expected = Enumerable.Range(0, 4).Average(j =>
+            Enumerable.Range(j * size, size).Sum(i => Math.Pow(f[i] - g[i], 2)) / Enumerable.Range(j * size, size).Sum(i => (double)f[i] * f[i]));
+        Assert.True(expected > 0);
+        Assert.Equal(expected, layer.Sensitivity[0], 1e-9 + 1e-6 * expected);
+    }
+
     private static double[] Softmax(float[] logits, int row, int classes)
     {
         var e = Enumerable.Range(0, classes).Select(i => Math.Exp(logits[row * classes + i])).ToArray();
