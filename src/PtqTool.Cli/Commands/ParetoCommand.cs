@@ -13,14 +13,15 @@ public static class ParetoCommand
         var eval = new Option<string?>("--eval") { Description = "Evaluation folder: labelled ImageFolder (top-1) or unlabelled images" };
         var evalLimit = new Option<int?>("--eval-limit") { Description = "Use at most N evaluation samples" };
         var points = new Option<string>("--points") { Description = "Average weight bits of the mixed points to quantize and measure", DefaultValueFactory = _ => "3,4,5,6,7" };
+        var sensitivitySamples = new Option<int>("--sensitivity-samples") { Description = "Samples layer sensitivities are measured on", DefaultValueFactory = _ => MixedPrecisionStep.DefaultSensitivitySamples };
         var output = new Option<string?>("--out") { Description = "Also write the Markdown table to this file" };
         var plot = new Option<string?>("--plot") { Description = "Write the frontier and the measured points as a PNG" };
         var command = new Command("pareto", "Mixed precision by layer sensitivity: the exact size/sensitivity frontier and measured points on it");
         set.AddTo(command);
-        foreach (var o in new Option[] { eval, evalLimit, points, output, plot }) command.Options.Add(o);
+        foreach (var o in new Option[] { eval, evalLimit, points, output, plot, sensitivitySamples }) command.Options.Add(o);
         command.SetAction(parse => io.Guard(() =>
         {
-            var request = set.Read(parse) with { EvalDir = parse.GetValue(eval), EvalLimit = parse.GetValue(evalLimit) };
+            var request = set.Read(parse) with { EvalDir = parse.GetValue(eval), EvalLimit = parse.GetValue(evalLimit), SensitivitySamples = parse.GetValue(sensitivitySamples) };
             if (request.CalibDir is null) throw new PtqException("pareto needs --calib DIR (calibration and layer sensitivity)");
             var targets = ParseTargets(parse.GetValue(points)!);
             new IoCheck().Input(request.ModelPath, "model").Output(parse.GetValue(output), "table (--out)").Output(parse.GetValue(plot), "plot (--plot)").Verify();

@@ -22,12 +22,13 @@ public static class QuantizeCommand
         var synthetic = new Option<string?>("--synthetic") { Description = "Data-free calibration: zeroq (distilled from BatchNormalization statistics) or gaussian (N(0,1) inputs)" };
         var avgBits = new Option<double?>("--avg-bits") { Description = "Mixed precision: per-layer weight bits (2/4/6/8) chosen by sensitivity with this average at most (docs/mixed-precision.md)" };
         var autoFallback = new Option<bool>("--auto-fallback") { Description = "While the gate fails on --eval, raise the weight bits of the layer that gains most per added bit, and measure again" };
+        var sensitivitySamples = new Option<int>("--sensitivity-samples") { Description = "Samples layer sensitivities are measured on (--avg-bits, --auto-fallback)", DefaultValueFactory = _ => MixedPrecisionStep.DefaultSensitivitySamples };
         var distill = new DistillOptionSet();
         var command = new Command("quantize", "Quantize a model to QDQ INT8 and report what it cost");
         set.AddTo(command);
         command.Options.Add(synthetic);
         distill.AddTo(command);
-        foreach (var o in new Option[] { stats, eval, evalLimit, output, report, maxDrop, metric, minSqnr, minCosine, avgBits, autoFallback }) command.Options.Add(o);
+        foreach (var o in new Option[] { stats, eval, evalLimit, output, report, maxDrop, metric, minSqnr, minCosine, avgBits, autoFallback, sensitivitySamples }) command.Options.Add(o);
         command.SetAction(parse => io.Guard(() =>
         {
             var request = (set.Read(parse) with
@@ -45,6 +46,7 @@ public static class QuantizeCommand
                 Distill = distill.Read(parse),
                 AverageWeightBits = parse.GetValue(avgBits),
                 AutoFallback = parse.GetValue(autoFallback),
+                SensitivitySamples = parse.GetValue(sensitivitySamples),
             }).CheckSingleCalibrationSource();
             var progress = io.Progress(parse.GetValue(set.Quiet));
             // The fallback searches on a calibration of its own, then the final options are quantized as a normal run.

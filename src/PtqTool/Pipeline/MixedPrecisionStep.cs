@@ -12,8 +12,8 @@ namespace PtqTool.Pipeline;
 /// </summary>
 public static class MixedPrecisionStep
 {
-    /// <summary>Samples the sensitivities are measured on (spread over the folder).</summary>
-    public const int SensitivitySamples = 128;
+    /// <summary>Samples the sensitivities are measured on by default (spread over the folder; --sensitivity-samples).</summary>
+    public const int DefaultSensitivitySamples = 128;
 
     public sealed record Layer(string Weight, long Parameters, int Bits, IReadOnlyList<int> Candidates, IReadOnlyList<double> Sensitivity);
 
@@ -37,19 +37,19 @@ public static class MixedPrecisionStep
     }
 
     /// <summary>
-    /// Ω_i(k) of every weight tensor at every candidate width, on up to <see cref="SensitivitySamples"/> images of --calib,
+    /// Ω_i(k) of every weight tensor at every candidate width, on up to --sensitivity-samples images of --calib,
     /// else on the synthetic calibration samples (ZeroQ: the distilled data ranks layers), else on --eval's images.
     /// </summary>
     public static (List<LayerChoices> Layers, int Samples) Measure(PreparedModel model, QuantizeRequest request, ProgressReporter progress, Onnx.FloatTensor? synthetic = null, int? maxBits = null)
     {
         List<Onnx.FloatTensor> batches;
         if (request.CalibDir is null && synthetic is not null)
-            batches = CalibrationStep.Batches(synthetic.Slice(0, Math.Min(synthetic.Batch, SensitivitySamples)), request.Batch).Select(b => b.Input).ToList();
+            batches = CalibrationStep.Batches(synthetic.Slice(0, Math.Min(synthetic.Batch, request.SensitivitySamples)), request.Batch).Select(b => b.Input).ToList();
         else
         {
             string dir = request.CalibDir ?? request.EvalDir
                 ?? throw new PtqException("--avg-bits: measuring each layer's sensitivity needs images: give --calib DIR or --eval DIR");
-            var files = Subset.Spread(SampleFolder.List(dir), SensitivitySamples);
+            var files = Subset.Spread(SampleFolder.List(dir), request.SensitivitySamples);
             var reader = new BatchReader(files, model.Preprocessing, model.SampleShape, request.Batch) { Strict = request.Strict };
             batches = reader.Read().Select(b => b.Input).ToList();
             if (batches.Count == 0) throw new PtqException($"{dir}: no sample could be read to measure layer sensitivity");

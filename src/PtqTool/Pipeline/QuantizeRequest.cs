@@ -27,6 +27,8 @@ public sealed record QuantizeRequest
     public double? AverageWeightBits { get; init; }
     /// <summary>Raise the most sensitive layers' weight bits until the gate holds on --eval (<see cref="FallbackJob"/>).</summary>
     public bool AutoFallback { get; init; }
+    /// <summary>Samples layer sensitivities are measured on (--avg-bits, --auto-fallback, pareto): each costs one forward pass per tensor and width.</summary>
+    public int SensitivitySamples { get; init; } = MixedPrecisionStep.DefaultSensitivitySamples;
     public double? MaxDrop { get; init; }
     /// <summary>--metric: what the gate and the report's headline compare (default from labels and the output shape).</summary>
     public string? Metric { get; init; }
@@ -92,6 +94,7 @@ public sealed record QuantizeRequest
         if (AverageWeightBits is double a && !(a >= 2 && a <= 8)) throw new PtqException($"--avg-bits: {a} must be in 2..8");
         if (AverageWeightBits is not null && CalibDir is null && EvalDir is null && Synthetic is null)
             throw new PtqException("--avg-bits: measuring each layer's sensitivity needs data: give --calib DIR, --synthetic or --eval DIR");
+        if (SensitivitySamples is < 1 or > 100_000) throw new PtqException($"--sensitivity-samples: {SensitivitySamples} must be in 1..100000");
         if (AutoFallback && (EvalDir is null || new[] { MaxDrop, MinSqnr, MinCosine }.All(t => t is null)))
             throw new PtqException("--auto-fallback needs --eval DIR and a gate to reach (--max-drop, --min-sqnr or --min-cosine)");
         if (MaxDrop is double m && (m < 0 || !double.IsFinite(m))) throw new PtqException($"--max-drop: {m} must be a non-negative number of points");

@@ -242,7 +242,7 @@ public static class ReportWriters
         if (r.MixedPrecision is { } mp)
             w.AppendLine($"  mixed precision (--avg-bits {Format.F(mp.Target)}): {Format.F(mp.AverageBits)} average weight bits, "
                 + string.Join(", ", mp.Layers.GroupBy(l => l.Bits).OrderByDescending(g => g.Key).Select(g => $"{g.Count()} layer(s) at {g.Key}"))
-                + $"; Σ KL {mp.Sensitivity:G3} on {mp.Samples} samples (optimum of {mp.FrontierPoints} Pareto points)");
+                + $"; Σ Ω {mp.Sensitivity:G3} on {mp.Samples} samples (optimum of {mp.FrontierPoints} Pareto points)");
         if (r.Fallback is { } fb)
         {
             var raised = fb.Steps.Where(st => st.Weight is not null).ToList();

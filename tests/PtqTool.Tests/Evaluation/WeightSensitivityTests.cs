@@ -25,9 +25,7 @@ public class WeightSensitivityTests
 
         var measured = WeightSensitivity.Measure(model, [new WeightUse(node, 1, 0, 2)], bits, new MinMaxLoss(), perChannel: true, batches, new RunnerOptions());
 
-        var graph = new OnnxGraph(model.Clone());
-        float[] w = graph.InitializerFloats(weight);
-        int per = w.Length / 6;
+        float[] w = new OnnxGraph(model).InitializerFloats(weight);
         using var fp32 = OrtRunner.FromModel(model);
         string output = fp32.OutputNames[0];
         var layer = Assert.Single(measured);
@@ -35,19 +33,7 @@ public class WeightSensitivityTests
         Assert.Equal(w.Length, layer.Parameters);
         for (int b = 0; b < bits.Length; b++)
         {
-            // Per-output-channel symmetric min-max: s = max|w| / (2^(k−1) − 1), w ↦ s·round(w/s).
-            int top = (1 << (bits[b] - 1)) - 1;
-            var fake = new float[w.Length];
-            for (int c = 0; c < 6; c++)
-            {
-                float s = w.Skip(c * per).Take(per).Max(Math.Abs) / top;
-                for (int i = c * per; i < (c + 1) * per; i++) fake[i] = (float)Math.Round(w[i] / s) * s;
-            }
-            var variant = model.Clone();
-            var init = variant.Graph.Initializer.First(t => t.Name == weight);
-            variant.Graph.Initializer.Remove(init);
-            variant.Graph.Initializer.Add(TensorData.FromFloats(weight, TensorData.Shape(init), fake));
-            using var q = OrtRunner.FromModel(variant);
+            using var q = OrtRunner.FromModel(WithMinMaxWeights(model, weight, 6, bits[b]));
             double sum = 0;
             int n = 0;
             foreach (var batch in batches)
@@ -74,20 +60,8 @@ public class WeightSensitivityTests
 
         var layer = Assert.Single(WeightSensitivity.Measure(model, [new WeightUse(node, 1, 0, 2)], [4], new MinMaxLoss(), perChannel: true, [batch], new RunnerOptions()));
 
-        float[] w = new OnnxGraph(model).InitializerFloats(weight);
-        int per = w.Length / 4;
-        var fake = new float[w.Length];
-        for (int c = 0; c < 4; c++)
-        {
-            float s = w.Skip(c * per).Take(per).Max(Math.Abs) / 7;
-            for (int i = c * per; i < (c + 1) * per; i++) fake[i] = (float)Math.Round(w[i] / s) * s;
-        }
-        var variant = model.Clone();
-        var init = variant.Graph.Initializer.First(t => t.Name == weight);
-        variant.Graph.Initializer.Remove(init);
-        variant.Graph.Initializer.Add(TensorData.FromFloats(weight, TensorData.Shape(init), fake));
         using var fp32 = OrtRunner.FromModel(model);
-        using var q = OrtRunner.FromModel(variant);
+        using var q = OrtRunner.FromModel(WithMinMaxWeights(model, weight, 4, 4));
         var f = fp32.Run(batch)[fp32.OutputNames[0]].Data;
         var g = q.Run(batch)[q.OutputNames[0]].Data;
         int size = f.Length / 4;
@@ -95,6 +69,24 @@ public class WeightSensitivityTests
             Enumerable.Range(j * size, size).Sum(i => Math.Pow(f[i] - g[i], 2)) / Enumerable.Range(j * size, size).Sum(i => (double)f[i] * f[i]));
         Assert.True(expected > 0);
         Assert.Equal(expected, layer.Sensitivity[0], 1e-9 + 1e-6 * expected);
+    }
+
+    /// <summary>The model with one weight fake-quantized by hand: per output channel s = max|w| / (2^(k−1) − 1), w ↦ s·round(w/s).</summary>
+    private static PtqTool.Onnx.Proto.ModelProto WithMinMaxWeights(PtqTool.Onnx.Proto.ModelProto model, string weight, int channels, int bits)
+    {
+        float[] w = new OnnxGraph(model).InitializerFloats(weight);
+        int per = w.Length / channels, top = (1 << (bits - 1)) - 1;
+        var fake = new float[w.Length];
+        for (int c = 0; c < channels; c++)
+        {
+            float s = w.Skip(c * per).Take(per).Max(Math.Abs) / top;
+            for (int i = c * per; i < (c + 1) * per; i++) fake[i] = (float)Math.Round(w[i] / s) * s;
+        }
+        var variant = model.Clone();
+        var init = variant.Graph.Initializer.First(t => t.Name == weight);
+        variant.Graph.Initializer.Remove(init);
+        variant.Graph.Initializer.Add(TensorData.FromFloats(weight, TensorData.Shape(init), fake));
+        return variant;
     }
 
     private static double[] Softmax(float[] logits, int row, int classes)
