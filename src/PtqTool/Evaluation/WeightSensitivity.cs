@@ -18,10 +18,10 @@ public static class WeightSensitivity
     public static List<LayerChoices> Measure(ModelProto model, IReadOnlyList<WeightUse> weights, IReadOnlyList<int> bits,
         IScaleLoss loss, bool perChannel, IReadOnlyList<FloatTensor> batches, RunnerOptions options, Action<int>? progress = null)
     {
-        var graph = new OnnxGraph(model.Clone());
+        var graph = new OnnxGraph(model);
         string output;
         var reference = new List<FloatTensor>();
-        using (var fp32 = OrtRunner.FromModel(graph.Model, options, "FP32 model"))
+        using (var fp32 = OrtRunner.FromModel(model, options, "FP32 model"))
         {
             output = fp32.OutputNames[0];
             foreach (var b in batches) reference.Add(fp32.Run(b, [output])[output]);
@@ -41,9 +41,9 @@ public static class WeightSensitivity
             foreach (int k in bits)
             {
                 var fake = FakeQuantized(original, shape, perChannel ? use.Axis : -1, loss, k);
-                var variant = graph.Model.Clone();
-                Replace(variant, name, TensorData.FromFloats(name, shape, fake));
-                using var runner = OrtRunner.FromModel(variant, options, "sensitivity variant");
+                var variant = new OnnxGraph(model.Clone());
+                variant.ReplaceInitializer(TensorData.FromFloats(name, shape, fake));
+                using var runner = OrtRunner.FromModel(variant.Model, options, "sensitivity variant");
                 double sum = 0;
                 long samples = 0;
                 for (int i = 0; i < batches.Count; i++)
@@ -68,8 +68,7 @@ public static class WeightSensitivity
     /// <summary>Weights quantized to k-bit symmetric codes with the loss's scales and dequantized back to float.</summary>
     public static float[] FakeQuantized(float[] weights, int[] shape, int axis, IScaleLoss loss, int k)
     {
-        var spec = new QuantSpec(new IntegerRange(-((1 << (k - 1)) - 1), (1 << (k - 1)) - 1), Symmetric: true);
-        var q = WeightQuantizer.Quantize(weights, shape, axis, loss, spec);
+        var q = WeightQuantizer.Quantize(weights, shape, axis, loss, QuantizationOptions.SymmetricWeights(k));
         int inner = 1;
         if (q.Axis >= 0) for (int d = q.Axis + 1; d < shape.Length; d++) inner *= shape[d];
         int channels = q.Axis >= 0 ? shape[q.Axis] : 1;
@@ -132,13 +131,5 @@ public static class WeightSensitivity
         for (int i = 0; i < p.Length; i++)
             if (p[i] > 0) kl += p[i] * Math.Log(p[i] / Math.Max(q[i], 1e-12));
         return Math.Max(0, kl);
-    }
-
-    private static void Replace(ModelProto model, string name, TensorProto tensor)
-    {
-        var list = model.Graph.Initializer;
-        for (int i = 0; i < list.Count; i++)
-            if (list[i].Name == name) { list[i] = tensor; return; }
-        throw new PtqException($"weight '{name}' is not an initializer");
     }
 }

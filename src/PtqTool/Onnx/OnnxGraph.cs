@@ -152,6 +152,14 @@ public sealed class OnnxGraph
         Invalidate();
     }
 
+    /// <summary>Puts <paramref name="tensor"/> in the place of the initializer of the same name (same position in the list).</summary>
+    public void ReplaceInitializer(TensorProto tensor)
+    {
+        var old = Initializer(tensor.Name) ?? throw new PtqException($"'{tensor.Name}' is not an initializer");
+        Graph.Initializer[Graph.Initializer.IndexOf(old)] = tensor;
+        Invalidate();
+    }
+
     public void RemoveInitializer(string name)
     {
         var t = Initializer(name);

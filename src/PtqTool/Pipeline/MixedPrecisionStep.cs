@@ -29,7 +29,8 @@ public static class MixedPrecisionStep
     {
         if (request.AverageWeightBits is not double target) return (model.Options, null);
         var (layers, samples) = Measure(model, request, progress, synthetic);
-        if (target < layers.Min(l => l.Bits[0]) || target > model.Options.WeightBits)
+        // Below the narrowest width Choose refuses; above the widest, every layer would just sit at the widest.
+        if (target > model.Options.WeightBits)
             throw new PtqException($"--avg-bits: {target} is outside {Candidates(model.Options.WeightBits)[0]}..{model.Options.WeightBits}");
         var result = Choose(layers, BitAllocation.Frontier(layers), target, samples);
         progress.Message($"mixed precision: {result.AverageBits:0.00} average weight bits ({string.Join(", ", result.Layers.GroupBy(l => l.Bits).OrderByDescending(g => g.Key).Select(g => $"{g.Count()} at {g.Key}"))}), Σ Ω {result.Sensitivity:G3} on {samples} samples");

@@ -1,4 +1,3 @@
-using PtqTool.Onnx;
 using PtqTool.Scales;
 using PtqTool.Scales.Losses;
 using ScottPlot;
@@ -52,17 +51,7 @@ public static class LossCurvePlot
     {
         byte[] overview = Draw(curve, title, logY: true);
         byte[] zoom = curve.Zoom is null ? [] : Draw(curve.Zoom, $"zoom: {LocalMinima(curve.Zoom.Msqe)} local minima of MSQE in ±15%", logY: false);
-        using var left = SkiaSharp.SKBitmap.Decode(overview);
-        using var right = zoom.Length > 0 ? SkiaSharp.SKBitmap.Decode(zoom) : null;
-        using var canvasBitmap = new SkiaSharp.SKBitmap(left.Width + (right?.Width ?? 0), left.Height);
-        using (var canvas = new SkiaSharp.SKCanvas(canvasBitmap))
-        {
-            canvas.Clear(SkiaSharp.SKColors.White);
-            canvas.DrawBitmap(left, 0, 0);
-            if (right is not null) canvas.DrawBitmap(right, left.Width, 0);
-        }
-        using var data = canvasBitmap.Encode(SkiaSharp.SKEncodedImageFormat.Png, 100);
-        AtomicFile.WriteAllBytes(path, data.Span);
+        SideBySidePng.Save(overview, zoom, path);
     }
 
     private static byte[] Draw(Curve curve, string title, bool logY)

@@ -1,4 +1,3 @@
-using PtqTool.Onnx;
 using PtqTool.Pipeline;
 using ScottPlot;
 
@@ -13,18 +12,7 @@ public static class ParetoPlot
 {
     public static void Save(ParetoJob.Result r, string title, string path)
     {
-        byte[] left = Frontier(r, title), right = Measured(r);
-        using var a = SkiaSharp.SKBitmap.Decode(left);
-        using var b = SkiaSharp.SKBitmap.Decode(right);
-        using var bitmap = new SkiaSharp.SKBitmap(a.Width + b.Width, Math.Max(a.Height, b.Height));
-        using (var canvas = new SkiaSharp.SKCanvas(bitmap))
-        {
-            canvas.Clear(SkiaSharp.SKColors.White);
-            canvas.DrawBitmap(a, 0, 0);
-            canvas.DrawBitmap(b, a.Width, 0);
-        }
-        using var data = bitmap.Encode(SkiaSharp.SKEncodedImageFormat.Png, 100);
-        AtomicFile.WriteAllBytes(path, data.Span);
+        SideBySidePng.Save(Frontier(r, title), Measured(r), path);
     }
 
     private static double Log(double v) => Math.Log10(Math.Max(v, 1e-12));

@@ -53,9 +53,6 @@ public static class Int4Storage
         return converted;
     }
 
-    private static void Replace(OnnxGraph graph, TensorProto tensor, float[] values)
-    {
-        int index = graph.Graph.Initializer.IndexOf(tensor);
-        graph.Graph.Initializer[index] = TensorData.FromInt4(tensor.Name, TensorData.Shape(tensor), values.Select(v => (int)v).ToArray(), signed: true);
-    }
+    private static void Replace(OnnxGraph graph, TensorProto tensor, float[] values) =>
+        graph.ReplaceInitializer(TensorData.FromInt4(tensor.Name, TensorData.Shape(tensor), values.Select(v => (int)v).ToArray(), signed: true));
 }

@@ -65,12 +65,15 @@ public sealed record QuantizationOptions
         UnsignedActivations ? IntegerRange.Unsigned(ActivationBits) : IntegerRange.Signed(ActivationBits), SymmetricActivations);
 
     /// <summary>Weights are symmetric on the restricted signed range [−(2^(b−1)−1), 2^(b−1)−1] (no −128: no int8 overflow in u8s8 kernels).</summary>
-    public QuantSpec WeightSpec => new(new IntegerRange(-((1 << (WeightBits - 1)) - 1), (1 << (WeightBits - 1)) - 1), Symmetric: true);
+    public QuantSpec WeightSpec => SymmetricWeights(WeightBits);
 
     /// <summary>The spec of one weight tensor: its mixed-precision bits when it has them, capped at <see cref="WeightBits"/>.</summary>
     public QuantSpec WeightSpecFor(string weight) => LayerWeightBits.TryGetValue(weight, out int bits) && bits < WeightBits
-        ? new(new IntegerRange(-((1 << (bits - 1)) - 1), (1 << (bits - 1)) - 1), Symmetric: true)
+        ? SymmetricWeights(bits)
         : WeightSpec;
+
+    /// <summary>Symmetric <paramref name="bits"/>-bit weights on [−(2^(b−1)−1), 2^(b−1)−1].</summary>
+    public static QuantSpec SymmetricWeights(int bits) => new(new IntegerRange(-((1 << (bits - 1)) - 1), (1 << (bits - 1)) - 1), Symmetric: true);
 
     public QuantizationOptions Validated()
     {
