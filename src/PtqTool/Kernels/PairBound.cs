@@ -56,6 +56,33 @@ public static class PairBound
         return moved;
     }
 
+    /// <summary>
+    /// Puts back <paramref name="safe"/>'s codes on every pair of <paramref name="q"/> that breaks the bound for
+    /// activations up to <paramref name="activationMax"/> (codes changed after <see cref="Apply"/>, e.g. by learned
+    /// rounding). Returns how many pairs were put back.
+    /// </summary>
+    public static int Restore(ReductionLayout layout, int[] q, ReadOnlySpan<int> safe, int activationMax)
+    {
+        var (pos, neg) = Bounds(activationMax);
+        int restored = 0;
+        for (int c = 0; c < layout.Channels; c++)
+        {
+            var order = layout.Channel(c);
+            for (int r = 0; r + 1 < order.Length; r += 2)
+            {
+                int ia = order[r], ib = order[r + 1];
+                int qa = q[ia], qb = q[ib];
+                if ((qa > 0 && qb > 0 && qa + qb > pos) || (qa < 0 && qb < 0 && -(qa + qb) > neg))
+                {
+                    q[ia] = safe[ia];
+                    q[ib] = safe[ib];
+                    restored++;
+                }
+            }
+        }
+        return restored;
+    }
+
     /// <summary>The largest |w_a| + |w_b| over same-signed adjacent pairs of one channel's reduction order.</summary>
     private static double LargestPair(ReadOnlySpan<float> w, ReadOnlySpan<int> order)
     {

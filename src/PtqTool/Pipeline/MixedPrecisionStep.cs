@@ -1,4 +1,3 @@
-using PtqTool.Data;
 using PtqTool.Evaluation;
 using PtqTool.Rewrite;
 using PtqTool.Scales;
@@ -18,7 +17,7 @@ public static class MixedPrecisionStep
     public sealed record Layer(string Weight, long Parameters, int Bits, IReadOnlyList<int> Candidates, IReadOnlyList<double> Sensitivity);
 
     /// <param name="Target">The --avg-bits asked for.</param>
-    /// <param name="AverageBits">Σ P_i·k_i / Σ P_i of the choice.</param>
+    /// <param name="AverageBits">Σ P_i·k_i / Σ P_i of the choice; with int4 storage k_i counts stored bits (4 up to 4 bits, 8 above).</param>
     /// <param name="Sensitivity">Σ Ω_i(k_i) of the choice.</param>
     /// <param name="FrontierPoints">Size of the exact Pareto frontier the choice was read from.</param>
     public sealed record Result(double Target, double AverageBits, double Sensitivity, int Samples, IReadOnlyList<Layer> Layers, int FrontierPoints);
@@ -43,18 +42,7 @@ public static class MixedPrecisionStep
     /// </summary>
     public static (List<LayerChoices> Layers, int Samples) Measure(PreparedModel model, QuantizeRequest request, ProgressReporter progress, Onnx.FloatTensor? synthetic = null, int? maxBits = null)
     {
-        List<Onnx.FloatTensor> batches;
-        if (request.CalibDir is null && synthetic is not null)
-            batches = CalibrationStep.Batches(synthetic.Slice(0, Math.Min(synthetic.Batch, request.SensitivitySamples)), request.Batch).Select(b => b.Input).ToList();
-        else
-        {
-            string dir = request.CalibDir ?? request.EvalDir
-                ?? throw new PtqException("--avg-bits: measuring each layer's sensitivity needs images: give --calib DIR or --eval DIR");
-            var files = Subset.Spread(SampleFolder.List(dir), request.SensitivitySamples);
-            var reader = new BatchReader(files, model.Preprocessing, model.SampleShape, request.Batch) { Strict = request.Strict };
-            batches = reader.Read().Select(b => b.Input).ToList();
-            if (batches.Count == 0) throw new PtqException($"{dir}: no sample could be read to measure layer sensitivity");
-        }
+        var batches = SampleBatches.Load(model, request, request.SensitivitySamples, synthetic, "--avg-bits (layer sensitivity)");
         int samples = batches.Sum(b => b.Batch);
         var options = model.Options;
         var bits = Candidates(maxBits ?? options.WeightBits);
@@ -66,6 +54,8 @@ public static class MixedPrecisionStep
         var layers = WeightSensitivity.Measure(model.Folded.Model, weights, bits, loss, options.PerChannelWeights, batches,
             new Onnx.RunnerOptions { Threads = request.Threads }, progress.Report);
         progress.Finish();
+        // With int4 storage the budget counts stored bits, so the weights' bytes in the file are within it.
+        if (options.Int4WeightStorage) layers = layers.Select(l => l with { StorageBits = l.Bits.Select(Int4Storage.StoredBits).ToList() }).ToList();
         return (layers, samples);
     }
 

@@ -39,8 +39,18 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
         var (options, mixed) = MixedPrecisionStep.Apply(model, request, progress, synthetic);
         var parameters = ActivationParameters.Choose(model.Plan, stats, options);
         var means = stats.Channels.ToDictionary(kv => kv.Key, kv => kv.Value.Means, StringComparer.Ordinal);
+        var floatWeights = RoundingStep.Capture(model, options);
         var summary = QdqRewriter.Apply(model.Folded, model.Plan, parameters, options, means);
         var quantized = model.Folded.Model;
+        RoundingStep.Result? rounding = null;
+        if (floatWeights is not null)
+        {
+            MemoryUse.Trace("rewrite (nearest)");
+            var samples = SampleBatches.Load(model, request, request.RoundingSamples, synthetic, "--rounding adaround");
+            rounding = RoundingStep.Apply(floatWeights, model.Folded, options, samples, new RunnerOptions { Threads = request.Threads }, progress);
+            summary = summary with { WeightSqnrDb = RoundingStep.WeightSqnr(floatWeights, model.Folded, summary.WeightSqnrDb) };
+            progress.Message($"rounding: AdaRound on {rounding.Layers.Count} layer(s) in {rounding.Seconds:0.0} s, output error {rounding.Layers.Sum(l => l.Error) / Math.Max(1e-30, rounding.Layers.Sum(l => l.NearestError)):P0} of nearest rounding's");
+        }
         if (options.Int4WeightStorage)
         {
             int packed = Int4Storage.Apply(quantized);
@@ -78,6 +88,7 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
             OutputModel = output,
             Options = options,
             MixedPrecision = mixed,
+            Rounding = rounding,
             Fallback = fallback,
             CalibrationSource = calibrationSource,
             CalibrationSamples = stats.Samples,

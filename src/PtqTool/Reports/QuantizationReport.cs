@@ -13,6 +13,8 @@ public sealed record QuantizationReport
     public required QuantizationOptions Options { get; init; }
     /// <summary>The per-layer weight bits of --avg-bits (null without it).</summary>
     public Pipeline.MixedPrecisionStep.Result? MixedPrecision { get; init; }
+    /// <summary>What --rounding adaround did; null with nearest rounding.</summary>
+    public Pipeline.RoundingStep.Result? Rounding { get; init; }
     /// <summary>The steps of --auto-fallback (null without it).</summary>
     public Pipeline.FallbackJob.Result? Fallback { get; init; }
     public required string CalibrationSource { get; init; }

@@ -55,6 +55,7 @@ public static class ReportWriters
             w.WriteNumber("weight_bits", r.Options.WeightBits);
             w.WriteBoolean("per_channel_weights", r.Options.PerChannelWeights);
             w.WriteBoolean("bias_correction", r.Options.BiasCorrection);
+            w.WriteString("rounding", r.Options.Rounding);
             w.WriteString("target", KernelTargets.Name(r.Target.Target));
             w.WriteString("saturation_guard", SaturationGuards.Name(r.Target.Guard));
             w.WriteStartArray("exclude");
@@ -62,6 +63,7 @@ public static class ReportWriters
             w.WriteEndArray();
             w.WriteEndObject();
             WriteMixedPrecision(w, r.MixedPrecision);
+            WriteRounding(w, r.Rounding);
             WriteFallback(w, r.Fallback);
             w.WriteStartObject("calibration");
             w.WriteString("source", r.CalibrationSource);
@@ -154,6 +156,7 @@ public static class ReportWriters
         w.AppendLine();
         w.AppendLine($"Loss **{r.Options.Loss}**, {Describe(r)}. Calibration: {r.CalibrationSource}, {r.CalibrationSamples} samples ({r.CalibrationSkipped} skipped).");
         w.AppendLine();
+        if (RoundingText(r) is string rounding) w.AppendLine(char.ToUpperInvariant(rounding[0]) + rounding[1..] + ".").AppendLine();
         w.AppendLine($"Target **{KernelTargets.Name(r.Target.Target)}** (saturation guard {SaturationGuards.Name(r.Target.Guard)}); measured on {r.Target.MeasuredOn.Describe()}.");
         w.AppendLine();
         w.AppendLine("| | FP32 | INT8, this CPU's kernels | INT8, exact QDQ |");
@@ -207,6 +210,44 @@ public static class ReportWriters
         w.WriteEndObject();
     }
 
+    /// <summary>`rounding`: null with nearest rounding; else what learned rounding did per layer.</summary>
+    private static void WriteRounding(System.Text.Json.Utf8JsonWriter w, Pipeline.RoundingStep.Result? r)
+    {
+        if (r is null) { w.WriteNull("rounding"); return; }
+        w.WriteStartObject("rounding");
+        w.WriteString("method", r.Method);
+        w.WriteNumber("iterations", r.Iterations);
+        w.WriteNumber("samples", r.Samples);
+        w.WriteNumber("seconds", r.Seconds);
+        w.WriteStartArray("layers");
+        foreach (var l in r.Layers)
+        {
+            w.WriteStartObject();
+            w.WriteString("weight", l.Weight);
+            w.WriteString("op", l.Op);
+            w.WriteNumber("rows", l.Rows);
+            w.WriteNumber("inputs_per_row", l.K);
+            w.WriteNumber("nearest_error", l.NearestError);
+            w.WriteNumber("error", l.Error);
+            w.WriteNumber("changed_codes", l.Changed);
+            w.WriteNumber("weights", l.Weights);
+            w.WriteNumber("restored_pairs", l.RestoredPairs);
+            w.WriteNumber("seconds", l.Seconds);
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+        w.WriteStartArray("kept_nearest");
+        foreach (var k in r.Kept) w.WriteStringValue(k);
+        w.WriteEndArray();
+        w.WriteEndObject();
+    }
+
+    /// <summary>One line on learned rounding, or null with nearest rounding.</summary>
+    public static string? RoundingText(QuantizationReport r) => r.Rounding is not { } ro ? null :
+        $"rounding {ro.Method} ({ro.Iterations} iterations, {ro.Samples} samples): {ro.Layers.Count} layer(s) in {Format.F(ro.Seconds, 1)} s, "
+        + $"layer output error {Format.F(100 * ro.Layers.Sum(l => l.Error) / Math.Max(1e-30, ro.Layers.Sum(l => l.NearestError)), 1)} % of nearest rounding's, "
+        + $"{ro.Layers.Sum(l => l.Changed)} of {ro.Layers.Sum(l => l.Weights)} codes changed{(ro.Kept.Count > 0 ? $"; {ro.Kept.Count} weight(s) kept nearest" : "")}";
+
     /// <summary>`auto_fallback`: null without --auto-fallback; else the gate metric, the final bits per tensor and every measured step.</summary>
     private static void WriteFallback(System.Text.Json.Utf8JsonWriter w, Pipeline.FallbackJob.Result? f)
     {
@@ -243,6 +284,7 @@ public static class ReportWriters
             w.AppendLine($"  mixed precision (--avg-bits {Format.F(mp.Target)}): {Format.F(mp.AverageBits)} average weight bits, "
                 + string.Join(", ", mp.Layers.GroupBy(l => l.Bits).OrderByDescending(g => g.Key).Select(g => $"{g.Count()} layer(s) at {g.Key}"))
                 + $"; Σ Ω {mp.Sensitivity:G3} on {mp.Samples} samples (optimum of {mp.FrontierPoints} Pareto points)");
+        if (RoundingText(r) is string rounding) w.AppendLine($"  {rounding}");
         if (r.Fallback is { } fb)
         {
             var raised = fb.Steps.Where(st => st.Weight is not null).ToList();

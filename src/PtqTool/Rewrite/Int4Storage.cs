@@ -12,6 +12,9 @@ namespace PtqTool.Rewrite;
 /// </summary>
 public static class Int4Storage
 {
+    /// <summary>Bits a weight of this width occupies with int4 storage: 4 up to 4 bits (packed), 8 above (int8).</summary>
+    public static int StoredBits(int bits) => bits <= 4 ? 4 : 8;
+
     /// <summary>Ops whose definition between opsets 13 and 21 only gained types or optional inputs/attributes whose defaults keep the old behaviour (ONNX operator changelog).</summary>
     private static readonly HashSet<string> Unchanged = new(StringComparer.Ordinal)
     {

@@ -178,7 +178,7 @@ public static class QdqRewriter
     }
 
     /// <summary>10·log10(Σw² / Σ(w − s·q)²) of one weight tensor against its dequantized values.</summary>
-    private static double WeightSqnr(float[] w, QuantizedWeight q, int[] shape)
+    public static double WeightSqnr(float[] w, QuantizedWeight q, int[] shape)
     {
         int channels = q.Axis >= 0 ? shape[q.Axis] : 1, inner = 1;
         if (q.Axis >= 0) for (int i = q.Axis + 1; i < shape.Length; i++) inner *= shape[i];

@@ -37,6 +37,10 @@ public sealed record QuantizationOptions
     /// whose small padded feature maps break the correction's no-padding assumption (docs/results.md).
     /// </summary>
     public bool BiasCorrection { get; init; }
+    /// <summary>How weights are rounded to their codes: nearest, or adaround (learned per layer on calibration data; docs/rounding.md).</summary>
+    public string Rounding { get; init; } = "nearest";
+    /// <summary>Optimizer iterations per layer for --rounding adaround.</summary>
+    public int RoundingIterations { get; init; } = PtqTool.Rounding.AdaRound.DefaultIterations;
     /// <summary>Node names or op types kept in float.</summary>
     public IReadOnlyList<string> Exclude { get; init; } = [];
     /// <summary>The CPU kind the model is made for (default: the one this process runs on).</summary>
@@ -81,6 +85,11 @@ public sealed record QuantizationOptions
         if (WeightBits is < 2 or > 8) throw new PtqException($"--weight-bits: {WeightBits} is out of range (2..8)");
         foreach (var (name, bits) in LayerWeightBits)
             if (bits is < 2 or > 8) throw new PtqException($"weight '{name}': {bits} bits is out of range (2..8)");
+        if (Rounding is not ("nearest" or "adaround"))
+            throw new PtqException($"--rounding: '{Rounding}' is not nearest or adaround{(Rounding == "brecq" ? " (block reconstruction is not built yet: docs/rounding.md)" : "")}");
+        if (RoundingIterations is < 1 or > 1_000_000) throw new PtqException($"--rounding-iterations: {RoundingIterations} must be in 1..1000000");
+        if (Rounding == "adaround" && BiasCorrection)
+            throw new PtqException("--bias-correction with --rounding adaround: learned rounding already fits each layer's output, mean included; give one");
         if (!(Percentile > 0 && Percentile <= 100)) throw new PtqException($"--percentile: {Percentile} must be in (0, 100]");
         Scales.Losses.ScaleLosses.Create(Loss, Percentile);
         Scales.Losses.ScaleLosses.Create(ResolvedWeightLoss, Percentile, WeightLoss is null ? "--loss" : "--weight-loss");

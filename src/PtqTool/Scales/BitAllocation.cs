@@ -1,9 +1,10 @@
 namespace PtqTool.Scales;
 
 /// <summary>One layer's choices: for each bit width, the cost in the budget's units (parameters × bits) and the sensitivity.</summary>
-public sealed record LayerChoices(string Name, long Parameters, IReadOnlyList<int> Bits, IReadOnlyList<double> Sensitivity)
+/// <param name="StorageBits">Bits each width occupies when stored (int4 storage holds 2 and 4 bits in 4, the rest in 8); null: the width itself.</param>
+public sealed record LayerChoices(string Name, long Parameters, IReadOnlyList<int> Bits, IReadOnlyList<double> Sensitivity, IReadOnlyList<int>? StorageBits = null)
 {
-    public long Size(int choice) => Parameters * Bits[choice];
+    public long Size(int choice) => Parameters * (StorageBits?[choice] ?? Bits[choice]);
 }
 
 /// <summary>A bit width per layer, its total size (Σ parameters × bits) and its summed sensitivity.</summary>

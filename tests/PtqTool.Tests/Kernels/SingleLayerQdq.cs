@@ -39,12 +39,7 @@ public sealed class SingleLayerQdq
 
     private static SingleLayerQdq Build(string op, int[] inputShape, int[] weightShape, sbyte[] weights, int group, params AttributeProto[] attributes)
     {
-        var model = new ModelProto { IrVersion = 8, Graph = new GraphProto { Name = "layer" } };
-        model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = 13 });
-        var g = new OnnxGraph(model);
-        var input = new ValueInfoProto { Name = "x", Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = ElementType.Float, Shape = new TensorShapeProto() } } };
-        foreach (int d in inputShape) input.Type.TensorType.Shape.Dim.Add(new TensorShapeProto.Types.Dimension { DimValue = d });
-        g.Graph.Input.Add(input);
+        var (model, g) = TestModels.WithFloatInput("layer", inputShape);
         g.AddInitializer(TensorData.Scalar("one", 1f));
         g.AddInitializer(TensorData.FromUInt8("zero_u8", [], [0]));
         g.AddInitializer(TensorData.FromInt8("zero_s8", [], [0]));

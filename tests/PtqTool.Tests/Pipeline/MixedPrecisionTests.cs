@@ -45,6 +45,32 @@ public class MixedPrecisionTests
     }
 }
 
+public class MixedPrecisionStorageTests
+{
+    [Fact]
+    public void With_int4_storage_the_budget_counts_stored_bits_and_the_weights_bytes_in_the_file_are_within_it()
+    {
+        string dir = Repo.TempDir(), output = Path.Combine(dir, "mixed4.onnx"), report = Path.Combine(dir, "r.json");
+        var (code, _, err) = CliRunner.Run("quantize", Repo.Model("fmnist_cnn"), "--calib", Repo.CalibDir, "--limit", "64", "--sensitivity-samples", "32",
+            "--avg-bits", "5", "--weight-storage", "int4", "--target", "x86-vnni", "--out", output, "--report", report, "--quiet");
+        Assert.True(code == 0, err);
+        var layers = JsonNode.Parse(File.ReadAllText(report))!["mixed_precision"]!["layers"]!.AsArray();
+        var graph = new OnnxGraph(OnnxModelFile.Load(output));
+        long parameters = 0, storedBytes = 0;
+        foreach (var l in layers)
+        {
+            var t = graph.Initializer(l!["weight"]!.GetValue<string>() + "_quantized")!;
+            long n = TensorData.ElementCount(t);
+            parameters += n;
+            // The bytes the file holds for the codes, read from the tensor itself.
+            storedBytes += t.RawData.Length;
+            Assert.Equal(t.DataType == ElementType.Int4 ? (n + 1) / 2 : n, t.RawData.Length);
+        }
+        Assert.True(8 * storedBytes <= 5 * parameters + 8 * layers.Count, $"{storedBytes} bytes for {parameters} weights");
+        Assert.Contains(graph.Graph.Initializer, t => t.DataType == ElementType.Int4);
+    }
+}
+
 public class MixedPrecisionOptionTests
 {
     [Theory]

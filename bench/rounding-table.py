@@ -1,0 +1,28 @@
+"""Markdown tables of bench/rounding.sh's reports (stdlib only): python3 bench/rounding-table.py OUT"""
+import json
+import os
+import sys
+
+out = sys.argv[1]
+print("| model | weights | data | rounding | top-1 (change vs FP32) | agreement | output SQNR | layer output error vs nearest | rounding time | eval images | run wall / peak RSS |")
+print("|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
+cpu = None
+for model in ["fmnist_cnn", "fmnist_resnet", "ppocr_cls"]:
+    for w in ["w8", "w4", "w3"]:
+        for data in ["", "-zeroq"]:
+            for rounding in ["nearest", "adaround"]:
+                path = os.path.join(out, f"{model}.{w}-{rounding}{data}.report.json")
+                if not os.path.exists(path):
+                    continue
+                r = json.load(open(path))
+                e, ro = r["evaluation"], r["rounding"]
+                cpu = r["latency"]["cpu"]
+                wall, rss = open(path[:-12] + ".time").read().split()
+                ratio = time = ""
+                if ro:
+                    ratio = f'{100 * sum(l["error"] for l in ro["layers"]) / sum(l["nearest_error"] for l in ro["layers"]):.0f} %'
+                    time = f'{ro["seconds"]:.1f} s ({len(ro["layers"])} layers, {ro["iterations"]} it.)'
+                print(f'| {model} | W{w[1:]}A8 | {"ZeroQ" if data else str(r["calibration"]["samples"]) + " images"} | {rounding} | {e["int8_top1"]:.2f} ({-e["top1_drop"]:+.2f}) '
+                      f'| {e["top1_agreement"]:.2f} | {e["output_sqnr_db"]:.1f} dB | {ratio} | {time} | {e["samples"]} | {float(wall):.0f} s / {int(rss) // 1024} MiB |')
+print()
+print(f"Measured on: {cpu}")

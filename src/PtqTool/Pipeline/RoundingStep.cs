@@ -1,0 +1,140 @@
+using System.Diagnostics;
+using PtqTool.Kernels;
+using PtqTool.Onnx;
+using PtqTool.Onnx.Proto;
+using PtqTool.Rewrite;
+using PtqTool.Rounding;
+using PtqTool.Scales;
+
+namespace PtqTool.Pipeline;
+
+/// <summary>
+/// `--rounding adaround`: after the rewrite has chosen every scale and written nearest-rounded codes, each weighted
+/// layer in graph order gets learned rounding (<see cref="AdaRound"/>) against the inputs it sees in the quantized model
+/// so far: the layers before it already carry their learned codes and every activation is quantized, as in the paper.
+/// Only the integer codes change (scales, zero points and biases stay), so the model's form and size are the same.
+/// </summary>
+public static class RoundingStep
+{
+    /// <summary>Samples the layers' inputs are collected on by default (--rounding-samples).</summary>
+    public const int DefaultSamples = 256;
+
+    /// <param name="NearestError">Σ_rows ΔᵀGΔ with nearest rounding, per sample.</param>
+    /// <param name="Error">The same after learned rounding.</param>
+    /// <param name="Changed">Codes that differ from nearest rounding's.</param>
+    public sealed record Layer(string Weight, string Op, int Rows, int K, double NearestError, double Error, long Changed, long Weights, double Seconds, int RestoredPairs);
+
+    public sealed record Result(string Method, int Iterations, int Samples, IReadOnlyList<Layer> Layers, IReadOnlyList<string> Kept, double Seconds);
+
+    /// <summary>One planned weight with its float values, taken before the rewrite replaces them.</summary>
+    public sealed record Weight(WeightUse Use, string Name, float[] Values, int[] Shape);
+
+    /// <summary>The float weights learned rounding needs, in graph order; null when --rounding is nearest.</summary>
+    public static IReadOnlyList<Weight>? Capture(PreparedModel model, QuantizationOptions options)
+    {
+        if (options.Rounding != "adaround") return null;
+        var graph = model.Folded;
+        var position = new Dictionary<NodeProto, int>(ReferenceEqualityComparer.Instance);
+        for (int i = 0; i < graph.Graph.Node.Count; i++) position[graph.Graph.Node[i]] = i;
+        return model.Plan.Weights
+            .GroupBy(u => u.Node.Input[u.InputIndex], StringComparer.Ordinal).Select(g => g.First())
+            .OrderBy(u => position[u.Node])
+            .Select(u =>
+            {
+                string name = u.Node.Input[u.InputIndex];
+                return new Weight(u, name, graph.InitializerFloats(name), TensorData.Shape(graph.Initializer(name)!));
+            })
+            .ToList();
+    }
+
+    /// <summary>Replaces the codes of every captured weight in <paramref name="quantized"/> (the rewritten graph) by learned ones.</summary>
+    public static Result Apply(IReadOnlyList<Weight> weights, OnnxGraph quantized, QuantizationOptions options, IReadOnlyList<FloatTensor> batches,
+        RunnerOptions runner, ProgressReporter progress)
+    {
+        var total = Stopwatch.StartNew();
+        var solver = new AdaRoundOptions { Iterations = options.RoundingIterations };
+        var layers = new List<Layer>();
+        var kept = new List<string>();
+        int samples = batches.Sum(b => b.Batch);
+        progress.Start("rounding (AdaRound, layers)", weights.Count);
+        for (int i = 0; i < weights.Count; i++)
+        {
+            var w = weights[i];
+            var rows = WeightRows.Of(w.Use.Node, w.Use.InputIndex, w.Shape);
+            var dq = quantized.Producer(w.Use.Node.Input[w.Use.InputIndex]);
+            if (rows is null || dq is not { OpType: "DequantizeLinear" })
+            {
+                kept.Add(w.Name);
+                progress.Report(i + 1);
+                continue;
+            }
+            var clock = Stopwatch.StartNew();
+            int nodeIndex = quantized.Graph.Node.IndexOf(w.Use.Node);
+            var gramModel = InputGram.Build(quantized.Model, nodeIndex, w.Shape, rows);
+            var grams = InputGram.Collect(gramModel, batches, rows, runner);
+            var codes = Codes.Read(quantized.Initializer(dq.Input[0])!, out int offset);
+            var scales = quantized.InitializerFloats(dq.Input[1]);
+            var range = options.WeightSpecFor(w.Name).Range;
+            var learned = (int[])codes.Clone();
+            var outcomes = new RowRounding[rows.Rows];
+            Parallel.For(0, rows.Rows, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, runner.Threads > 0 ? runner.Threads : Environment.ProcessorCount) }, r =>
+            {
+                float s = scales[scales.Length == 1 ? 0 : r];
+                // The rewrite's codes (pair-bounded where the target needs it) are the starting point and the fallback.
+                var row = AdaRound.Row(rows.Row(w.Values, r), s, range, grams[rows.GroupOf(r)], solver);
+                var start = new int[rows.K];
+                for (int k = 0; k < rows.K; k++) start[k] = codes[rows.Index(r, k)];
+                var delta = new float[rows.K];
+                var gDelta = new float[rows.K];
+                double startError = AdaRound.Error(rows.Row(w.Values, r), s, start, grams[rows.GroupOf(r)], delta, gDelta);
+                outcomes[r] = row.Error <= startError ? row with { NearestError = startError } : new RowRounding(start, startError, startError, 0);
+            });
+            int restored = 0;
+            for (int r = 0; r < rows.Rows; r++)
+                for (int k = 0; k < rows.K; k++) learned[rows.Index(r, k)] = outcomes[r].Codes[k];
+            if (options.Guard == SaturationGuard.PairBound)
+            {
+                var layout = QdqRewriter.Reduction(w.Use.Node, w.Shape);
+                if (!layout.AccumulatesExactlyOnX86) restored = PairBound.Restore(layout, learned, codes, options.X86ActivationMax);
+            }
+            quantized.ReplaceInitializer(Codes.Write(quantized.Initializer(dq.Input[0])!, learned, offset));
+            long changed = learned.Zip(codes).LongCount(p => p.First != p.Second);
+            double before = outcomes.Sum(o => o.NearestError) / samples;
+            double after = (restored == 0 ? outcomes.Sum(o => o.Error) : LayerError(w.Values, learned, scales, rows, grams)) / samples;
+            layers.Add(new Layer(w.Name, w.Use.Node.OpType, rows.Rows, rows.K, before, after, changed, w.Values.Length, clock.Elapsed.TotalSeconds, restored));
+            progress.Report(i + 1);
+        }
+        progress.Finish();
+        return new Result("adaround", options.RoundingIterations, samples, layers, kept, total.Elapsed.TotalSeconds);
+    }
+    /// <summary>The weight SQNR of every captured weight from the codes now in the graph (the rest as they were).</summary>
+    public static IReadOnlyDictionary<string, double> WeightSqnr(IReadOnlyList<Weight> weights, OnnxGraph quantized, IReadOnlyDictionary<string, double>? before)
+    {
+        var result = new SortedDictionary<string, double>(StringComparer.Ordinal);
+        foreach (var (k, v) in before ?? new Dictionary<string, double>()) result[k] = v;
+        foreach (var w in weights)
+        {
+            if (quantized.Producer(w.Use.Node.Input[w.Use.InputIndex]) is not { OpType: "DequantizeLinear" } dq) continue;
+            var codes = Codes.Read(quantized.Initializer(dq.Input[0])!, out _);
+            var scales = quantized.InitializerFloats(dq.Input[1]);
+            int axis = scales.Length == 1 ? -1 : (int)NodeAttributes.GetInt(dq, "axis", 1);
+            result[w.Name] = QdqRewriter.WeightSqnr(w.Values, new QuantizedWeight(codes, scales, axis, 0), w.Shape);
+        }
+        return result;
+    }
+
+    /// <summary>Σ_rows ΔᵀGΔ of a layer's codes.</summary>
+    private static double LayerError(float[] weights, int[] codes, float[] scales, WeightRows rows, float[][] grams)
+    {
+        double e = 0;
+        var delta = new float[rows.K];
+        var gDelta = new float[rows.K];
+        for (int r = 0; r < rows.Rows; r++)
+        {
+            var q = new int[rows.K];
+            for (int k = 0; k < rows.K; k++) q[k] = codes[rows.Index(r, k)];
+            e += AdaRound.Error(rows.Row(weights, r), scales[scales.Length == 1 ? 0 : r], q, grams[rows.GroupOf(r)], delta, gDelta);
+        }
+        return e;
+    }
+}

@@ -1,0 +1,162 @@
+using System.Numerics.Tensors;
+using PtqTool.Scales;
+
+namespace PtqTool.Rounding;
+
+/// <summary>The knobs of <see cref="AdaRound"/> (defaults measured in docs/rounding.md).</summary>
+public sealed record AdaRoundOptions
+{
+    public int Iterations { get; init; } = AdaRound.DefaultIterations;
+    /// <summary>λ: weight of the mean rounding regularizer against the row's reconstruction error relative to nearest rounding's.</summary>
+    public double Regularization { get; init; } = 3;
+    /// <summary>Adam's step on V.</summary>
+    public double LearningRate { get; init; } = 0.05;
+    /// <summary>Fraction of the iterations with the regularizer off (the paper's warm-up).</summary>
+    public double Warmup { get; init; } = 0.2;
+    public double StartBeta { get; init; } = 20;
+    public double EndBeta { get; init; } = 2;
+}
+
+/// <summary>One row's outcome: its codes and its reconstruction error (Δᵀ G Δ, Δ = s·q − w) before and after.</summary>
+public sealed record RowRounding(int[] Codes, double NearestError, double Error, int Changed);
+
+/// <summary>
+/// AdaRound (Nagel et al., "Up or Down? Adaptive Rounding for Post-Training Quantization", ICML 2020) for one output row
+/// of a linear layer y = W x. With the layer's inputs collected into G = Σ_p x_p x_pᵀ (the Gram matrix of the im2col
+/// patches, <see cref="InputGram"/>), the paper's reconstruction loss Σ_p ‖W x_p − W̃ x_p‖² is exactly Σ_rows Δ_r G Δ_rᵀ:
+/// rows are independent problems sharing G, and the data enters only through it.
+/// Each weight is ⌊w/s⌋ + h(V), h(V) = clip(σ(V)(ζ − γ) + γ, 0, 1) with ζ = 1.1, γ = −0.1 (the rectified sigmoid),
+/// V started where h equals w/s − ⌊w/s⌋ (so the start is the float weight). Minimized with Adam: ΔᵀGΔ / (nearest's
+/// ΔᵀGΔ) + λ·mean(1 − |2h − 1|^β), the regularizer off for the warm-up and β annealed from 20 to 2 after it; the result
+/// rounds up where h ≥ ½. Every code is ⌊w/s⌋ or ⌊w/s⌋ + 1, clipped to the range.
+/// </summary>
+public static class AdaRound
+{
+    public const int DefaultIterations = 1000;
+    private const double Zeta = 1.1, Gamma = -0.1;
+    private const double Beta1 = 0.9, Beta2 = 0.999, Epsilon = 1e-8;
+
+    /// <param name="gram">G, K×K row-major and symmetric.</param>
+    public static RowRounding Row(ReadOnlySpan<float> w, float s, IntegerRange range, ReadOnlySpan<float> gram, AdaRoundOptions o)
+    {
+        int k = w.Length;
+        if (gram.Length != k * k) throw new ArgumentException($"Gram matrix has {gram.Length} values, not {k}×{k}");
+        var floor = new double[k];
+        var v = new double[k];
+        var nearest = new int[k];
+        for (int i = 0; i < k; i++)
+        {
+            double x = w[i] / (double)s;
+            floor[i] = Math.Floor(x);
+            double rest = Math.Clamp(x - floor[i], 1e-6, 1 - 1e-6);
+            v[i] = -Math.Log((Zeta - Gamma) / (rest - Gamma) - 1);
+            nearest[i] = UniformQuantizer.Quantize(w[i], s, 0, range);
+        }
+        var delta = new float[k];
+        var gDelta = new float[k];
+        double nearestError = Error(w, s, nearest, gram, delta, gDelta);
+        if (!(nearestError > 0) || o.Iterations == 0 || s <= 0) return new RowRounding(nearest, nearestError, nearestError, 0);
+
+        var m = new double[k];
+        var second = new double[k];
+        var soft = new double[k];
+        int warmup = (int)(o.Warmup * o.Iterations);
+        for (int t = 0; t < o.Iterations; t++)
+        {
+            for (int i = 0; i < k; i++)
+            {
+                soft[i] = Math.Clamp(floor[i] + H(v[i]), range.Min, range.Max);
+                delta[i] = (float)(s * soft[i] - w[i]);
+            }
+            Multiply(gram, delta, gDelta);
+            double beta = t < warmup ? 0 : o.EndBeta + (o.StartBeta - o.EndBeta) * (1 - (t - warmup) / (double)Math.Max(1, o.Iterations - warmup));
+            double reg = t < warmup ? 0 : o.Regularization / k;
+            double lr = o.LearningRate;
+            double c1 = 1 - Math.Pow(Beta1, t + 1), c2 = 1 - Math.Pow(Beta2, t + 1);
+            for (int i = 0; i < k; i++)
+            {
+                double sig = 1 / (1 + Math.Exp(-v[i]));
+                double hRaw = sig * (Zeta - Gamma) + Gamma;
+                if (hRaw <= 0 || hRaw >= 1) { m[i] *= Beta1; second[i] *= Beta2; continue; }  // h is clipped: no gradient
+                double dhdv = sig * (1 - sig) * (Zeta - Gamma);
+                double raw = floor[i] + hRaw;
+                double dRec = raw > range.Min && raw < range.Max ? 2 * s * gDelta[i] / nearestError : 0;
+                double dReg = 0;
+                if (reg > 0)
+                {
+                    double u = 2 * hRaw - 1;
+                    dReg = -reg * beta * Math.Pow(Math.Abs(u), beta - 1) * Math.Sign(u) * 2;
+                }
+                double g = (dRec + dReg) * dhdv;
+                m[i] = Beta1 * m[i] + (1 - Beta1) * g;
+                second[i] = Beta2 * second[i] + (1 - Beta2) * g * g;
+                v[i] -= lr * (m[i] / c1) / (Math.Sqrt(second[i] / c2) + Epsilon);
+            }
+        }
+        var codes = new int[k];
+        for (int i = 0; i < k; i++) codes[i] = (int)Math.Clamp(floor[i] + (v[i] >= 0 ? 1 : 0), range.Min, range.Max);
+        Polish(w, s, range, gram, floor, codes);
+        int changed = 0;
+        for (int i = 0; i < k; i++) if (codes[i] != nearest[i]) changed++;
+        double error = Error(w, s, codes, gram, delta, gDelta);
+        // The annealing is a heuristic: never return a rounding worse than nearest's.
+        return error <= nearestError ? new RowRounding(codes, nearestError, error, changed) : new RowRounding(nearest, nearestError, nearestError, 0);
+    }
+
+    /// <summary>
+    /// Single-code flips between ⌊w/s⌋ and ⌊w/s⌋ + 1 (clipped) while one lowers ΔᵀGΔ: flipping code i by δ (in weight
+    /// units) changes it by exactly 2δ(GΔ)_i + δ²G_ii. Ends at a rounding no single flip improves (an addition of ours to
+    /// the paper's method; it costs O(K) per sweep and O(K) per flip).
+    /// </summary>
+    private static void Polish(ReadOnlySpan<float> w, float s, IntegerRange range, ReadOnlySpan<float> gram, double[] floor, int[] codes)
+    {
+        int k = w.Length;
+        var delta = new double[k];
+        for (int i = 0; i < k; i++) delta[i] = s * (double)codes[i] - w[i];
+        var gDelta = new double[k];
+        for (int i = 0; i < k; i++)
+        {
+            double acc = 0;
+            var row = gram.Slice(i * k, k);
+            for (int j = 0; j < k; j++) acc += row[j] * delta[j];
+            gDelta[i] = acc;
+        }
+        for (int sweep = 0; sweep < 100; sweep++)
+        {
+            bool flipped = false;
+            for (int i = 0; i < k; i++)
+            {
+                int lo = (int)Math.Clamp(floor[i], range.Min, range.Max), hi = (int)Math.Clamp(floor[i] + 1, range.Min, range.Max);
+                int other = codes[i] == lo ? hi : lo;
+                if (other == codes[i]) continue;
+                double d = s * (double)(other - codes[i]);
+                double change = 2 * d * gDelta[i] + d * d * gram[i * k + i];
+                if (change >= -1e-12 * Math.Abs(gram[i * k + i]) * d * d) continue;
+                codes[i] = other;
+                var row = gram.Slice(i * k, k);
+                for (int j = 0; j < k; j++) gDelta[j] += d * row[j];
+                flipped = true;
+            }
+            if (!flipped) break;
+        }
+    }
+
+    /// <summary>The rectified sigmoid h(V).</summary>
+    public static double H(double v) => Math.Clamp(1 / (1 + Math.Exp(-v)) * (Zeta - Gamma) + Gamma, 0, 1);
+
+    /// <summary>Δᵀ G Δ for codes q (Δ = s·q − w); <paramref name="delta"/> and <paramref name="gDelta"/> are scratch.</summary>
+    public static double Error(ReadOnlySpan<float> w, float s, ReadOnlySpan<int> q, ReadOnlySpan<float> gram, float[] delta, float[] gDelta)
+    {
+        for (int i = 0; i < w.Length; i++) delta[i] = (float)(s * (double)q[i] - w[i]);
+        Multiply(gram, delta, gDelta);
+        double e = 0;
+        for (int i = 0; i < w.Length; i++) e += delta[i] * (double)gDelta[i];
+        return e;
+    }
+
+    private static void Multiply(ReadOnlySpan<float> gram, float[] x, float[] y)
+    {
+        int k = x.Length;
+        for (int i = 0; i < k; i++) y[i] = TensorPrimitives.Dot(gram.Slice(i * k, k), x);
+    }
+}
