@@ -8,9 +8,9 @@ print("| model | weights | data | rounding | top-1 (change vs FP32) | agreement 
 print("|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
 cpu = None
 for model in ["fmnist_cnn", "fmnist_resnet", "ppocr_cls"]:
-    for w in ["w8", "w4", "w3"]:
+    for w in ["w8", "w4", "w3", "mixed45"]:
         for data in ["", "-zeroq"]:
-            for rounding in ["nearest", "adaround"]:
+            for rounding in ["nearest", "adaround", "adaround-qtarget"]:
                 path = os.path.join(out, f"{model}.{w}-{rounding}{data}.report.json")
                 if not os.path.exists(path):
                     continue
@@ -22,7 +22,9 @@ for model in ["fmnist_cnn", "fmnist_resnet", "ppocr_cls"]:
                 if ro:
                     ratio = f'{100 * sum(l["error"] for l in ro["layers"]) / sum(l["nearest_error"] for l in ro["layers"]):.0f} %'
                     time = f'{ro["seconds"]:.1f} s ({len(ro["layers"])} layers, {ro["iterations"]} it.)'
-                print(f'| {model} | W{w[1:]}A8 | {"ZeroQ" if data else str(r["calibration"]["samples"]) + " images"} | {rounding} | {e["int8_top1"]:.2f} ({-e["top1_drop"]:+.2f}) '
+                label = "--avg-bits 4.5" if w == "mixed45" else f"W{w[1:]}A8"
+                shown = {"adaround": "adaround (fit FP32)", "adaround-qtarget": "adaround (fit quantized)"}.get(rounding, rounding)
+                print(f'| {model} | {label} | {"ZeroQ" if data else str(r["calibration"]["samples"]) + " images"} | {shown} | {e["int8_top1"]:.2f} ({-e["top1_drop"]:+.2f}) '
                       f'| {e["top1_agreement"]:.2f} | {e["output_sqnr_db"]:.1f} dB | {ratio} | {time} | {e["samples"]} | {float(wall):.0f} s / {int(rss) // 1024} MiB |')
 print()
 print(f"Measured on: {cpu}")

@@ -24,6 +24,7 @@ for model in ${MODELS:-fmnist_cnn fmnist_resnet}; do
     run $model.w$w-nearest "$test_split" $m "${calib[@]}" --weight-bits $w
     run $model.w$w-adaround "$test_split" $m "${calib[@]}" --weight-bits $w --rounding adaround
   done
+  run $model.w4-adaround-qtarget "$test_split" $m "${calib[@]}" --weight-bits 4 --rounding adaround --rounding-target quantized
   run $model.w4-nearest-zeroq "$test_split" $m --synthetic zeroq --weight-bits 4
   run $model.w4-adaround-zeroq "$test_split" $m --synthetic zeroq --weight-bits 4 --rounding adaround
 done
@@ -35,6 +36,10 @@ if [ -z "${SKIP_PPOCR:-}" ]; then
   for w in 4 3; do
     run ppocr_cls.w$w-nearest $d/cls-eval $cls --calib $d/cls-calib --weight-bits $w
     run ppocr_cls.w$w-adaround $d/cls-eval $cls --calib $d/cls-calib --weight-bits $w --rounding adaround
+  done
+  run ppocr_cls.w4-adaround-qtarget $d/cls-eval $cls --calib $d/cls-calib --weight-bits 4 --rounding adaround --rounding-target quantized
+  for r in nearest adaround; do
+    run ppocr_cls.mixed45-$r $d/cls-eval $cls --calib $d/cls-calib --avg-bits 4.5 --rounding $r
   done
 fi
 python3 bench/rounding-table.py "$out"

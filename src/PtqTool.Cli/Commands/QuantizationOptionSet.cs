@@ -42,6 +42,7 @@ public sealed class QuantizationOptionSet(OptionScope scope = OptionScope.Quanti
     public Option<bool> PerTensorWeights { get; } = new("--per-tensor-weights") { Description = "One scale per weight tensor instead of per output channel" };
     public Option<bool> BiasCorrection { get; } = new("--bias-correction") { Description = "Correct Conv/Gemm biases for the mean weight error (off by default; see docs/results.md)" };
     public Option<string> Rounding { get; } = new("--rounding") { Description = "Weight rounding: nearest (default) or adaround (learned per layer on calibration data, docs/rounding.md)", DefaultValueFactory = _ => "nearest" };
+    public Option<string> RoundingTarget { get; } = new("--rounding-target") { Description = "What --rounding adaround fits each layer to: fp32 (the FP32 layer's output, default) or quantized (the layer on its quantized inputs)", DefaultValueFactory = _ => "fp32" };
     public Option<int> RoundingIterations { get; } = new("--rounding-iterations") { Description = "AdaRound optimizer iterations per layer", DefaultValueFactory = _ => PtqTool.Rounding.AdaRound.DefaultIterations };
     public Option<int> RoundingSamples { get; } = new("--rounding-samples") { Description = "Calibration samples each layer's inputs are collected on for --rounding adaround", DefaultValueFactory = _ => RoundingStep.DefaultSamples };
     public Option<string> Target { get; } = new("--target") { Description = "CPU the model is for: auto (this one), x86-vnni, x86-avx2, arm64, portable (docs/cpu-targets.md)", DefaultValueFactory = _ => "auto" };
@@ -54,7 +55,7 @@ public sealed class QuantizationOptionSet(OptionScope scope = OptionScope.Quanti
         command.Arguments.Add(Model);
         Option[] data = [Calib, Limit, Batch, Strict, MemoryBudget];
         Option[] common = [Threads, Quiet];
-        Option[] choices = [Loss, WeightLoss, Percentile, Bits, WeightBits, ActivationBits, ActivationType, SymmetricActivations, PerTensorWeights, WeightStorage, BiasCorrection, Rounding, RoundingIterations, RoundingSamples, Target, SaturationGuard, Exclude];
+        Option[] choices = [Loss, WeightLoss, Percentile, Bits, WeightBits, ActivationBits, ActivationType, SymmetricActivations, PerTensorWeights, WeightStorage, BiasCorrection, Rounding, RoundingTarget, RoundingIterations, RoundingSamples, Target, SaturationGuard, Exclude];
         IEnumerable<Option> options = scope switch
         {
             OptionScope.Quantize => [.. data, .. common, .. choices],
@@ -94,6 +95,7 @@ public sealed class QuantizationOptionSet(OptionScope scope = OptionScope.Quanti
             Int4WeightStorage = storage == "int4",
             BiasCorrection = Get(parse, BiasCorrection, false),
             Rounding = Get(parse, Rounding, "nearest"),
+            RoundingTarget = Get(parse, RoundingTarget, "fp32"),
             RoundingIterations = Get(parse, RoundingIterations, PtqTool.Rounding.AdaRound.DefaultIterations),
             Exclude = Get(parse, Exclude, []) ?? [],
             Target = Kernels.KernelTargets.Parse(Get(parse, Target, "auto"), Kernels.CpuInfo.This),

@@ -19,7 +19,7 @@ public static class ModelMetadata
         Set(model, "saturation_guard", SaturationGuards.Name(target.Guard));
         Set(model, "measured_on", target.MeasuredOn.Describe());
         Set(model, "weights", weights);
-        Set(model, "rounding", options.Rounding == "nearest" ? "nearest" : $"{options.Rounding} ({options.RoundingIterations} iterations per layer)");
+        Set(model, "rounding", options.Rounding == "nearest" ? "nearest" : $"{options.Rounding} ({options.RoundingIterations} iterations per layer, fit to {options.RoundingTarget} outputs)");
         Set(model, "activations", $"{rewrite.ActivationStorage} [{act.Min}, {act.Max}] {(options.SymmetricActivations ? "symmetric" : "asymmetric")} per-tensor");
         Set(model, "version", typeof(ModelMetadata).Assembly.GetName().Version?.ToString() ?? "");
     }

@@ -24,34 +24,41 @@ public static class RoundingStep
     /// <param name="Changed">Codes that differ from nearest rounding's.</param>
     public sealed record Layer(string Weight, string Op, int Rows, int K, double NearestError, double Error, long Changed, long Weights, double Seconds, int RestoredPairs);
 
-    public sealed record Result(string Method, int Iterations, int Samples, IReadOnlyList<Layer> Layers, IReadOnlyList<string> Kept, double Seconds);
+    /// <param name="Target">What the layer output is fitted to: fp32 (the FP32 layer's output) or quantized (W x̃ on the quantized inputs).</param>
+    public sealed record Result(string Method, string Target, int Iterations, int Samples, IReadOnlyList<Layer> Layers, IReadOnlyList<string> Kept, double Seconds);
 
-    /// <summary>One planned weight with its float values, taken before the rewrite replaces them.</summary>
-    public sealed record Weight(WeightUse Use, string Name, float[] Values, int[] Shape);
+    /// <summary>One planned weight with its float values and its node's data input, taken before the rewrite replaces them.</summary>
+    public sealed record Weight(WeightUse Use, string Name, float[] Values, int[] Shape, string Input);
 
-    /// <summary>The float weights learned rounding needs, in graph order; null when --rounding is nearest.</summary>
-    public static IReadOnlyList<Weight>? Capture(PreparedModel model, QuantizationOptions options)
+    /// <summary>The float weights in graph order, and the FP32 (folded) model whose layer inputs are the reconstruction's reference.</summary>
+    public sealed record Inputs(IReadOnlyList<Weight> Weights, ModelProto Reference);
+
+    /// <summary>What learned rounding needs from the model before the rewrite; null when --rounding is nearest.</summary>
+    public static Inputs? Capture(PreparedModel model, QuantizationOptions options)
     {
         if (options.Rounding != "adaround") return null;
         var graph = model.Folded;
         var position = new Dictionary<NodeProto, int>(ReferenceEqualityComparer.Instance);
         for (int i = 0; i < graph.Graph.Node.Count; i++) position[graph.Graph.Node[i]] = i;
-        return model.Plan.Weights
+        var weights = model.Plan.Weights
             .GroupBy(u => u.Node.Input[u.InputIndex], StringComparer.Ordinal).Select(g => g.First())
             .OrderBy(u => position[u.Node])
             .Select(u =>
             {
                 string name = u.Node.Input[u.InputIndex];
-                return new Weight(u, name, graph.InitializerFloats(name), TensorData.Shape(graph.Initializer(name)!));
+                return new Weight(u, name, graph.InitializerFloats(name), TensorData.Shape(graph.Initializer(name)!), u.Node.Input[0]);
             })
             .ToList();
+        return new Inputs(weights, graph.Model.Clone());
     }
 
     /// <summary>Replaces the codes of every captured weight in <paramref name="quantized"/> (the rewritten graph) by learned ones.</summary>
-    public static Result Apply(IReadOnlyList<Weight> weights, OnnxGraph quantized, QuantizationOptions options, IReadOnlyList<FloatTensor> batches,
-        RunnerOptions runner, ProgressReporter progress)
+    public static Result Apply(Inputs inputs, OnnxGraph quantized, QuantizationOptions options, IReadOnlyList<FloatTensor> batches,
+        RunnerOptions runner, ProgressReporter progress, long budgetBytes = Onnx.OutputGroups.DefaultBudgetBytes)
     {
         var total = Stopwatch.StartNew();
+        var weights = inputs.Weights;
+        bool asymmetric = options.RoundingTarget == "fp32";
         var solver = new AdaRoundOptions { Iterations = options.RoundingIterations };
         var layers = new List<Layer>();
         var kept = new List<string>();
@@ -69,9 +76,7 @@ public static class RoundingStep
                 continue;
             }
             var clock = Stopwatch.StartNew();
-            int nodeIndex = quantized.Graph.Node.IndexOf(w.Use.Node);
-            var gramModel = InputGram.Build(quantized.Model, nodeIndex, w.Shape, rows);
-            var grams = InputGram.Collect(gramModel, batches, rows, runner);
+            var grams = CollectGrams(inputs.Reference, w, quantized, rows, batches, runner, budgetBytes);
             var codes = Codes.Read(quantized.Initializer(dq.Input[0])!, out int offset);
             var scales = quantized.InitializerFloats(dq.Input[1]);
             var range = options.WeightSpecFor(w.Name).Range;
@@ -81,12 +86,12 @@ public static class RoundingStep
             {
                 float s = scales[scales.Length == 1 ? 0 : r];
                 // The rewrite's codes (pair-bounded where the target needs it) are the starting point and the fallback.
-                var row = AdaRound.Row(rows.Row(w.Values, r), s, range, grams[rows.GroupOf(r)], solver);
+                var weightsOfRow = rows.Row(w.Values, r);
+                var problem = Problem(weightsOfRow, grams[rows.GroupOf(r)], asymmetric);
+                var row = AdaRound.Row(weightsOfRow, s, range, problem, solver);
                 var start = new int[rows.K];
                 for (int k = 0; k < rows.K; k++) start[k] = codes[rows.Index(r, k)];
-                var delta = new float[rows.K];
-                var gDelta = new float[rows.K];
-                double startError = AdaRound.Error(rows.Row(w.Values, r), s, start, grams[rows.GroupOf(r)], delta, gDelta);
+                double startError = AdaRound.Error(s, start, problem);
                 outcomes[r] = row.Error <= startError ? row with { NearestError = startError } : new RowRounding(start, startError, startError, 0);
             });
             int restored = 0;
@@ -100,12 +105,13 @@ public static class RoundingStep
             quantized.ReplaceInitializer(Codes.Write(quantized.Initializer(dq.Input[0])!, learned, offset));
             long changed = learned.Zip(codes).LongCount(p => p.First != p.Second);
             double before = outcomes.Sum(o => o.NearestError) / samples;
-            double after = (restored == 0 ? outcomes.Sum(o => o.Error) : LayerError(w.Values, learned, scales, rows, grams)) / samples;
+            double after = (restored == 0 ? outcomes.Sum(o => o.Error) : LayerError(w.Values, learned, scales, rows, grams, asymmetric)) / samples;
             layers.Add(new Layer(w.Name, w.Use.Node.OpType, rows.Rows, rows.K, before, after, changed, w.Values.Length, clock.Elapsed.TotalSeconds, restored));
             progress.Report(i + 1);
+            MemoryUse.Release();   // the layer's three sessions are gone: give their memory back before the next
         }
         progress.Finish();
-        return new Result("adaround", options.RoundingIterations, samples, layers, kept, total.Elapsed.TotalSeconds);
+        return new Result("adaround", options.RoundingTarget, options.RoundingIterations, samples, layers, kept, total.Elapsed.TotalSeconds);
     }
     /// <summary>The weight SQNR of every captured weight from the codes now in the graph (the rest as they were).</summary>
     public static IReadOnlyDictionary<string, double> WeightSqnr(IReadOnlyList<Weight> weights, OnnxGraph quantized, IReadOnlyDictionary<string, double>? before)
@@ -123,17 +129,37 @@ public static class RoundingStep
         return result;
     }
 
-    /// <summary>Σ_rows ΔᵀGΔ of a layer's codes.</summary>
-    private static double LayerError(float[] weights, int[] codes, float[] scales, WeightRows rows, float[][] grams)
+    private static RowProblem Problem(float[] w, GroupGrams g, bool asymmetric) =>
+        asymmetric ? RowProblem.Asymmetric(w, g.Quantized, g.Cross, g.Reference) : RowProblem.SameInputs(w, g.Quantized);
+
+    /// <summary>The layer's Grams over the samples: its input in the FP32 model and in the quantized model as it is now.</summary>
+    private static GroupGrams[] CollectGrams(ModelProto reference, Weight w, OnnxGraph quantized, WeightRows rows, IReadOnlyList<FloatTensor> batches, RunnerOptions runner, long budgetBytes)
+    {
+        string quantizedInput = w.Use.Node.Input[0];
+        var gramModel = InputGram.Build(w.Use.Node, w.Shape, rows, quantized.OpsetVersion());
+        var referenceModel = InputGram.Prefix(reference, w.Input);
+        var quantizedModel = InputGram.Prefix(quantized.Model, quantizedInput);
+        using var fp32 = OrtRunner.FromModel(referenceModel, runner, "FP32 model up to " + w.Input);
+        using var q = OrtRunner.FromModel(quantizedModel, runner, "quantized model up to " + quantizedInput);
+        IEnumerable<(FloatTensor, FloatTensor)> Pairs()
+        {
+            foreach (var b in batches)
+                yield return (fp32.Run(b, [fp32.OutputNames[0]])[fp32.OutputNames[0]], q.Run(b, [q.OutputNames[0]])[q.OutputNames[0]]);
+        }
+        int window = w.Use.Node.OpType == "Conv" ? w.Shape[2..].Aggregate(1, (a, b) => a * b) : 1;
+        return InputGram.Collect(gramModel, Pairs(), rows, runner, window, budgetBytes);
+    }
+
+    /// <summary>Σ_rows of the reconstruction error of a layer's codes.</summary>
+    private static double LayerError(float[] weights, int[] codes, float[] scales, WeightRows rows, GroupGrams[] grams, bool asymmetric)
     {
         double e = 0;
-        var delta = new float[rows.K];
-        var gDelta = new float[rows.K];
         for (int r = 0; r < rows.Rows; r++)
         {
             var q = new int[rows.K];
             for (int k = 0; k < rows.K; k++) q[k] = codes[rows.Index(r, k)];
-            e += AdaRound.Error(rows.Row(weights, r), scales[scales.Length == 1 ? 0 : r], q, grams[rows.GroupOf(r)], delta, gDelta);
+            var w = rows.Row(weights, r);
+            e += AdaRound.Error(scales[scales.Length == 1 ? 0 : r], q, Problem(w, grams[rows.GroupOf(r)], asymmetric));
         }
         return e;
     }

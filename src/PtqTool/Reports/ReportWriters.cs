@@ -216,6 +216,7 @@ public static class ReportWriters
         if (r is null) { w.WriteNull("rounding"); return; }
         w.WriteStartObject("rounding");
         w.WriteString("method", r.Method);
+        w.WriteString("target", r.Target);
         w.WriteNumber("iterations", r.Iterations);
         w.WriteNumber("samples", r.Samples);
         w.WriteNumber("seconds", r.Seconds);
@@ -244,7 +245,7 @@ public static class ReportWriters
 
     /// <summary>One line on learned rounding, or null with nearest rounding.</summary>
     public static string? RoundingText(QuantizationReport r) => r.Rounding is not { } ro ? null :
-        $"rounding {ro.Method} ({ro.Iterations} iterations, {ro.Samples} samples): {ro.Layers.Count} layer(s) in {Format.F(ro.Seconds, 1)} s, "
+        $"rounding {ro.Method} (fit to the {ro.Target} layer outputs, {ro.Iterations} iterations, {ro.Samples} samples): {ro.Layers.Count} layer(s) in {Format.F(ro.Seconds, 1)} s, "
         + $"layer output error {Format.F(100 * ro.Layers.Sum(l => l.Error) / Math.Max(1e-30, ro.Layers.Sum(l => l.NearestError)), 1)} % of nearest rounding's, "
         + $"{ro.Layers.Sum(l => l.Changed)} of {ro.Layers.Sum(l => l.Weights)} codes changed{(ro.Kept.Count > 0 ? $"; {ro.Kept.Count} weight(s) kept nearest" : "")}";
 

@@ -39,6 +39,11 @@ public sealed record QuantizationOptions
     public bool BiasCorrection { get; init; }
     /// <summary>How weights are rounded to their codes: nearest, or adaround (learned per layer on calibration data; docs/rounding.md).</summary>
     public string Rounding { get; init; } = "nearest";
+    /// <summary>
+    /// What learned rounding fits each layer's output to: fp32 (the FP32 layer on FP32 inputs: W x ≈ W̃ x̃, the paper's
+    /// asymmetric reconstruction, which also absorbs the error of the layers before) or quantized (W x̃ ≈ W̃ x̃).
+    /// </summary>
+    public string RoundingTarget { get; init; } = "fp32";
     /// <summary>Optimizer iterations per layer for --rounding adaround.</summary>
     public int RoundingIterations { get; init; } = PtqTool.Rounding.AdaRound.DefaultIterations;
     /// <summary>Node names or op types kept in float.</summary>
@@ -87,6 +92,7 @@ public sealed record QuantizationOptions
             if (bits is < 2 or > 8) throw new PtqException($"weight '{name}': {bits} bits is out of range (2..8)");
         if (Rounding is not ("nearest" or "adaround"))
             throw new PtqException($"--rounding: '{Rounding}' is not nearest or adaround{(Rounding == "brecq" ? " (block reconstruction is not built yet: docs/rounding.md)" : "")}");
+        if (RoundingTarget is not ("fp32" or "quantized")) throw new PtqException($"--rounding-target: '{RoundingTarget}' is not fp32 or quantized");
         if (RoundingIterations is < 1 or > 1_000_000) throw new PtqException($"--rounding-iterations: {RoundingIterations} must be in 1..1000000");
         if (Rounding == "adaround" && BiasCorrection)
             throw new PtqException("--bias-correction with --rounding adaround: learned rounding already fits each layer's output, mean included; give one");

@@ -17,18 +17,46 @@ public sealed record AdaRoundOptions
     public double EndBeta { get; init; } = 2;
 }
 
-/// <summary>One row's outcome: its codes and its reconstruction error (Δᵀ G Δ, Δ = s·q − w) before and after.</summary>
+/// <summary>One row's outcome: its codes and its reconstruction error before (nearest rounding) and after.</summary>
 public sealed record RowRounding(int[] Codes, double NearestError, double Error, int Changed);
 
 /// <summary>
+/// One row's reconstruction problem: e(w̃) = c − 2·w̃·t + w̃ᵀ G w̃ = Σ_p (w·x_p − w̃·x̃_p)², with G = Σ x̃ x̃ᵀ over the
+/// patches the quantized layer sees, t = (Σ x̃ xᵀ) w and c = wᵀ(Σ x xᵀ)w from the patches the FP32 layer sees (the
+/// paper's asymmetric reconstruction). With x = x̃ it is ΔᵀGΔ, Δ = w̃ − w.
+/// </summary>
+public sealed record RowProblem(float[] Gram, double[] Target, double Constant)
+{
+    /// <summary>The problem with the same inputs on both sides: t = G w, c = wᵀ G w.</summary>
+    public static RowProblem SameInputs(ReadOnlySpan<float> w, float[] gram)
+    {
+        var t = AdaRound.Multiply(gram, w);
+        double c = 0;
+        for (int i = 0; i < w.Length; i++) c += w[i] * t[i];
+        return new RowProblem(gram, t, c);
+    }
+
+    /// <summary>Reference patches x and quantized patches x̃: t = Gx̃x·w, c = wᵀ Gxx w (both K×K row-major, Gx̃x[k, j] = Σ x̃_k x_j).</summary>
+    public static RowProblem Asymmetric(ReadOnlySpan<float> w, float[] quantizedGram, ReadOnlySpan<float> cross, ReadOnlySpan<float> referenceGram)
+    {
+        var t = AdaRound.Multiply(cross, w);
+        var r = AdaRound.Multiply(referenceGram, w);
+        double c = 0;
+        for (int i = 0; i < w.Length; i++) c += w[i] * r[i];
+        return new RowProblem(quantizedGram, t, c);
+    }
+}
+
+/// <summary>
 /// AdaRound (Nagel et al., "Up or Down? Adaptive Rounding for Post-Training Quantization", ICML 2020) for one output row
-/// of a linear layer y = W x. With the layer's inputs collected into G = Σ_p x_p x_pᵀ (the Gram matrix of the im2col
-/// patches, <see cref="InputGram"/>), the paper's reconstruction loss Σ_p ‖W x_p − W̃ x_p‖² is exactly Σ_rows Δ_r G Δ_rᵀ:
-/// rows are independent problems sharing G, and the data enters only through it.
+/// of a linear layer y = W x. With the layer's inputs collected into Gram matrices of the im2col patches
+/// (<see cref="InputGram"/>), the paper's reconstruction loss Σ_p ‖W x_p − W̃ x̃_p‖² is exactly a sum over rows of
+/// <see cref="RowProblem"/>s: rows are independent problems sharing the matrices, and the data enters only through them.
 /// Each weight is ⌊w/s⌋ + h(V), h(V) = clip(σ(V)(ζ − γ) + γ, 0, 1) with ζ = 1.1, γ = −0.1 (the rectified sigmoid),
-/// V started where h equals w/s − ⌊w/s⌋ (so the start is the float weight). Minimized with Adam: ΔᵀGΔ / (nearest's
-/// ΔᵀGΔ) + λ·mean(1 − |2h − 1|^β), the regularizer off for the warm-up and β annealed from 20 to 2 after it; the result
-/// rounds up where h ≥ ½. Every code is ⌊w/s⌋ or ⌊w/s⌋ + 1, clipped to the range.
+/// V started where h equals w/s − ⌊w/s⌋ (so the start is the float weight). Minimized with Adam: e / (nearest's e)
+/// + λ·mean(1 − |2h − 1|^β), the regularizer off for the warm-up and β annealed from 20 to 2 after it; the result rounds
+/// up where h ≥ ½, then single-code flips polish it (<see cref="Polish"/>). Every code is ⌊w/s⌋ or ⌊w/s⌋ + 1, clipped
+/// to the range, and the result is never worse than nearest rounding.
 /// </summary>
 public static class AdaRound
 {
@@ -36,10 +64,14 @@ public static class AdaRound
     private const double Zeta = 1.1, Gamma = -0.1;
     private const double Beta1 = 0.9, Beta2 = 0.999, Epsilon = 1e-8;
 
-    /// <param name="gram">G, K×K row-major and symmetric.</param>
-    public static RowRounding Row(ReadOnlySpan<float> w, float s, IntegerRange range, ReadOnlySpan<float> gram, AdaRoundOptions o)
+    /// <param name="gram">G, K×K row-major and symmetric: the problem with the same inputs on both sides.</param>
+    public static RowRounding Row(ReadOnlySpan<float> w, float s, IntegerRange range, float[] gram, AdaRoundOptions o) =>
+        Row(w, s, range, RowProblem.SameInputs(w, gram), o);
+
+    public static RowRounding Row(ReadOnlySpan<float> w, float s, IntegerRange range, RowProblem problem, AdaRoundOptions o)
     {
         int k = w.Length;
+        var gram = problem.Gram;
         if (gram.Length != k * k) throw new ArgumentException($"Gram matrix has {gram.Length} values, not {k}×{k}");
         var floor = new double[k];
         var v = new double[k];
@@ -52,23 +84,19 @@ public static class AdaRound
             v[i] = -Math.Log((Zeta - Gamma) / (rest - Gamma) - 1);
             nearest[i] = UniformQuantizer.Quantize(w[i], s, 0, range);
         }
-        var delta = new float[k];
-        var gDelta = new float[k];
-        double nearestError = Error(w, s, nearest, gram, delta, gDelta);
+        double nearestError = Error(s, nearest, problem);
         if (!(nearestError > 0) || o.Iterations == 0 || s <= 0) return new RowRounding(nearest, nearestError, nearestError, 0);
 
         var m = new double[k];
         var second = new double[k];
-        var soft = new double[k];
+        var soft = new float[k];
+        var gSoft = new float[k];
+        var target = problem.Target;
         int warmup = (int)(o.Warmup * o.Iterations);
         for (int t = 0; t < o.Iterations; t++)
         {
-            for (int i = 0; i < k; i++)
-            {
-                soft[i] = Math.Clamp(floor[i] + H(v[i]), range.Min, range.Max);
-                delta[i] = (float)(s * soft[i] - w[i]);
-            }
-            Multiply(gram, delta, gDelta);
+            for (int i = 0; i < k; i++) soft[i] = (float)(s * Math.Clamp(floor[i] + H(v[i]), range.Min, range.Max));
+            for (int i = 0; i < k; i++) gSoft[i] = TensorPrimitives.Dot(gram.AsSpan(i * k, k), soft);
             double beta = t < warmup ? 0 : o.EndBeta + (o.StartBeta - o.EndBeta) * (1 - (t - warmup) / (double)Math.Max(1, o.Iterations - warmup));
             double reg = t < warmup ? 0 : o.Regularization / k;
             double lr = o.LearningRate;
@@ -80,7 +108,7 @@ public static class AdaRound
                 if (hRaw <= 0 || hRaw >= 1) { m[i] *= Beta1; second[i] *= Beta2; continue; }  // h is clipped: no gradient
                 double dhdv = sig * (1 - sig) * (Zeta - Gamma);
                 double raw = floor[i] + hRaw;
-                double dRec = raw > range.Min && raw < range.Max ? 2 * s * gDelta[i] / nearestError : 0;
+                double dRec = raw > range.Min && raw < range.Max ? 2 * s * (gSoft[i] - target[i]) / nearestError : 0;
                 double dReg = 0;
                 if (reg > 0)
                 {
@@ -95,32 +123,25 @@ public static class AdaRound
         }
         var codes = new int[k];
         for (int i = 0; i < k; i++) codes[i] = (int)Math.Clamp(floor[i] + (v[i] >= 0 ? 1 : 0), range.Min, range.Max);
-        Polish(w, s, range, gram, floor, codes);
+        Polish(s, range, problem, floor, codes);
         int changed = 0;
         for (int i = 0; i < k; i++) if (codes[i] != nearest[i]) changed++;
-        double error = Error(w, s, codes, gram, delta, gDelta);
+        double error = Error(s, codes, problem);
         // The annealing is a heuristic: never return a rounding worse than nearest's.
         return error <= nearestError ? new RowRounding(codes, nearestError, error, changed) : new RowRounding(nearest, nearestError, nearestError, 0);
     }
 
     /// <summary>
-    /// Single-code flips between ⌊w/s⌋ and ⌊w/s⌋ + 1 (clipped) while one lowers ΔᵀGΔ: flipping code i by δ (in weight
-    /// units) changes it by exactly 2δ(GΔ)_i + δ²G_ii. Ends at a rounding no single flip improves (an addition of ours to
+    /// Single-code flips between ⌊w/s⌋ and ⌊w/s⌋ + 1 (clipped) while one lowers e: flipping code i by δ (in weight units)
+    /// changes it by exactly 2δ(G w̃ − t)_i + δ²G_ii. Ends at a rounding no single flip improves (an addition of ours to
     /// the paper's method; it costs O(K) per sweep and O(K) per flip).
     /// </summary>
-    private static void Polish(ReadOnlySpan<float> w, float s, IntegerRange range, ReadOnlySpan<float> gram, double[] floor, int[] codes)
+    private static void Polish(float s, IntegerRange range, RowProblem problem, double[] floor, int[] codes)
     {
-        int k = w.Length;
-        var delta = new double[k];
-        for (int i = 0; i < k; i++) delta[i] = s * (double)codes[i] - w[i];
-        var gDelta = new double[k];
-        for (int i = 0; i < k; i++)
-        {
-            double acc = 0;
-            var row = gram.Slice(i * k, k);
-            for (int j = 0; j < k; j++) acc += row[j] * delta[j];
-            gDelta[i] = acc;
-        }
+        int k = codes.Length;
+        var gram = problem.Gram;
+        var residual = Multiply(gram, codes.Select(c => (float)(s * (double)c)).ToArray());
+        for (int i = 0; i < k; i++) residual[i] -= problem.Target[i];
         for (int sweep = 0; sweep < 100; sweep++)
         {
             bool flipped = false;
@@ -130,33 +151,42 @@ public static class AdaRound
                 int other = codes[i] == lo ? hi : lo;
                 if (other == codes[i]) continue;
                 double d = s * (double)(other - codes[i]);
-                double change = 2 * d * gDelta[i] + d * d * gram[i * k + i];
+                double change = 2 * d * residual[i] + d * d * gram[i * k + i];
                 if (change >= -1e-12 * Math.Abs(gram[i * k + i]) * d * d) continue;
                 codes[i] = other;
-                var row = gram.Slice(i * k, k);
-                for (int j = 0; j < k; j++) gDelta[j] += d * row[j];
+                for (int j = 0; j < k; j++) residual[j] += d * gram[i * k + j];
                 flipped = true;
             }
             if (!flipped) break;
         }
     }
 
-    /// <summary>The rectified sigmoid h(V).</summary>
-    public static double H(double v) => Math.Clamp(1 / (1 + Math.Exp(-v)) * (Zeta - Gamma) + Gamma, 0, 1);
-
-    /// <summary>Δᵀ G Δ for codes q (Δ = s·q − w); <paramref name="delta"/> and <paramref name="gDelta"/> are scratch.</summary>
-    public static double Error(ReadOnlySpan<float> w, float s, ReadOnlySpan<int> q, ReadOnlySpan<float> gram, float[] delta, float[] gDelta)
+    /// <summary>e for codes q: c − 2·w̃·t + w̃ᵀGw̃ with w̃ = s·q, accumulated in double.</summary>
+    public static double Error(float s, ReadOnlySpan<int> q, RowProblem problem)
     {
-        for (int i = 0; i < w.Length; i++) delta[i] = (float)(s * (double)q[i] - w[i]);
-        Multiply(gram, delta, gDelta);
-        double e = 0;
-        for (int i = 0; i < w.Length; i++) e += delta[i] * (double)gDelta[i];
-        return e;
+        var wq = new float[q.Length];
+        for (int i = 0; i < q.Length; i++) wq[i] = (float)(s * (double)q[i]);
+        var g = Multiply(problem.Gram, wq);
+        double e = problem.Constant;
+        for (int i = 0; i < q.Length; i++) e += wq[i] * (g[i] - 2 * problem.Target[i]);
+        return Math.Max(0, e);
     }
 
-    private static void Multiply(ReadOnlySpan<float> gram, float[] x, float[] y)
+    /// <summary>M·x for a K×K row-major M, in double.</summary>
+    public static double[] Multiply(ReadOnlySpan<float> matrix, ReadOnlySpan<float> x)
     {
         int k = x.Length;
-        for (int i = 0; i < k; i++) y[i] = TensorPrimitives.Dot(gram.Slice(i * k, k), x);
+        var y = new double[k];
+        for (int i = 0; i < k; i++)
+        {
+            var row = matrix.Slice(i * k, k);
+            double acc = 0;
+            for (int j = 0; j < k; j++) acc += row[j] * (double)x[j];
+            y[i] = acc;
+        }
+        return y;
     }
+
+    /// <summary>The rectified sigmoid h(V).</summary>
+    public static double H(double v) => Math.Clamp(1 / (1 + Math.Exp(-v)) * (Zeta - Gamma) + Gamma, 0, 1);
 }

@@ -51,7 +51,7 @@ public class LearnedRoundingTests
         foreach (var l in layers)
             Assert.True(l!["error"]!.GetValue<double>() <= l["nearest_error"]!.GetValue<double>(), $"{l["weight"]}: {l["error"]} vs nearest {l["nearest_error"]}");
         Assert.True(layers.Sum(l => l!["error"]!.GetValue<double>()) < 0.8 * layers.Sum(l => l!["nearest_error"]!.GetValue<double>()));
-        Assert.Equal("adaround (150 iterations per layer)", new OnnxGraph(learned).Model.MetadataProps.First(p => p.Key == "ptq.rounding").Value);
+        Assert.Equal("adaround (150 iterations per layer, fit to fp32 outputs)", new OnnxGraph(learned).Model.MetadataProps.First(p => p.Key == "ptq.rounding").Value);
     }
 
     [Fact]
@@ -69,6 +69,7 @@ public class LearnedRoundingTests
     [InlineData("--rounding", "brecq")]
     [InlineData("--rounding", "up")]
     [InlineData("--rounding-iterations", "0")]
+    [InlineData("--rounding-target", "int8")]
     [InlineData("--rounding-samples", "0")]
     public void Bad_rounding_options_are_refused_naming_the_option(string option, string value)
     {

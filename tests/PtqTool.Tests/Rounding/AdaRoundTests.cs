@@ -102,6 +102,50 @@ public class AdaRoundTests
     }
 
     [Fact]
+    public void Fitting_the_fp32_output_from_perturbed_inputs_beats_nearest_rounding_on_the_error_computed_from_both_inputs()
+    {
+        var rng = new Random(21);
+        const int k = 32, samples = 300;
+        var x = CorrelatedInputs(rng, samples, k);
+        // The inputs the quantized layer sees: x with an error the earlier layers made (a gain and a shift, plus noise).
+        var xq = x.Select(v => (float)(1.05 * v + 0.02 + 0.01 * Gaussian(rng))).ToArray();
+        var gqq = Gram(xq, samples, k);
+        var cross = new float[k * k];
+        for (int p = 0; p < samples; p++)
+            for (int i = 0; i < k; i++)
+                for (int j = 0; j < k; j++) cross[i * k + j] += xq[p * k + i] * x[p * k + j];
+        var gxx = Gram(x, samples, k);
+        double nearestTotal = 0, learnedTotal = 0;
+        for (int row = 0; row < 8; row++)
+        {
+            var w = RandomRow(rng, k);
+            float s = (float)(w.Max(Math.Abs) / 7.0);
+            var problem = RowProblem.Asymmetric(w, gqq, cross, gxx);
+            var r = AdaRound.Row(w, s, FourBit, problem, new AdaRoundOptions());
+            var nearest = w.Select(v => UniformQuantizer.Quantize(v, s, 0, FourBit)).ToArray();
+            // Σ_p (w·x_p − s·q·x̃_p)², straight from the two inputs.
+            double Direct(int[] q)
+            {
+                double e = 0;
+                for (int p = 0; p < samples; p++)
+                {
+                    double d = 0;
+                    for (int i = 0; i < k; i++) d += w[i] * (double)x[p * k + i] - s * (double)q[i] * xq[p * k + i];
+                    e += d * d;
+                }
+                return e;
+            }
+            double en = Direct(nearest), ea = Direct(r.Codes);
+            Assert.Equal(en, r.NearestError, en * 1e-3);
+            Assert.Equal(ea, r.Error, en * 1e-3);
+            Assert.True(ea <= en * (1 + 1e-5));
+            nearestTotal += en;
+            learnedTotal += ea;
+        }
+        Assert.True(learnedTotal < 0.8 * nearestTotal, $"learned {learnedTotal:G4} vs nearest {nearestTotal:G4}");
+    }
+
+    [Fact]
     public void On_small_rows_it_closes_most_of_the_gap_to_the_exhaustive_optimum()
     {
         var rng = new Random(5);

@@ -5,7 +5,7 @@ using PtqTool.Rounding;
 
 namespace PtqTool.Tests.Rounding;
 
-/// <summary>The Gram matrices ONNX Runtime computes for a layer's input patches equal a brute-force im2col in C#.</summary>
+/// <summary>The three Gram matrices ONNX Runtime computes for a layer's FP32 and quantized input patches equal a brute-force im2col in C#.</summary>
 public class InputGramTests
 {
     private static ModelProto ConvModel(int[] inputShape, int[] weightShape, int group, long[] strides, long[] pads, long[] dilations)
@@ -33,15 +33,19 @@ public class InputGramTests
         var rows = WeightRows.Of(model.Graph.Node[0], 1, weightShape)!;
         Assert.Equal((outC, k, group), (rows.Rows, rows.K, rows.Groups));
         var rng = new Random(2);
+        // The FP32 input and a perturbed "quantized" one.
         var x = Enumerable.Range(0, n * c * h * wd).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
-        var grams = InputGram.Collect(InputGram.Build(model, 0, weightShape, rows), [new FloatTensor(x, [n, c, h, wd])], rows,
+        var xq = x.Select(v => v + (float)(rng.NextDouble() * 0.2 - 0.1)).ToArray();
+        var grams = InputGram.Collect(InputGram.Build(model.Graph.Node[0], weightShape, rows), [(new FloatTensor(x, [n, c, h, wd]), new FloatTensor(xq, [n, c, h, wd]))], rows,
             new RunnerOptions { Optimization = GraphOptimizationLevel.ORT_DISABLE_ALL });
 
         int oh = (h + 2 * pad - dilation * (kh - 1) - 1) / stride + 1, ow = (wd + 2 * pad - dilation * (kw - 1) - 1) / stride + 1;
         for (int gi = 0; gi < group; gi++)
         {
-            var expected = new double[k * k];
+            var expected = new double[3][];
+            for (int e = 0; e < 3; e++) expected[e] = new double[k * k];
             var patch = new double[k];
+            var patchQ = new double[k];
             for (int b = 0; b < n; b++)
                 for (int y = 0; y < oh; y++)
                     for (int z = 0; z < ow; z++)
@@ -51,12 +55,25 @@ public class InputGramTests
                                 for (int j = 0; j < kw; j++)
                                 {
                                     int row = y * stride - pad + i * dilation, col = z * stride - pad + j * dilation;
-                                    patch[(ci * kh + i) * kw + j] = row < 0 || row >= h || col < 0 || col >= wd ? 0 : x[((b * c + gi * cg + ci) * h + row) * wd + col];
+                                    bool outside = row < 0 || row >= h || col < 0 || col >= wd;
+                                    int at = ((b * c + gi * cg + ci) * h + row) * wd + col;
+                                    patch[(ci * kh + i) * kw + j] = outside ? 0 : x[at];
+                                    patchQ[(ci * kh + i) * kw + j] = outside ? 0 : xq[at];
                                 }
                         for (int p = 0; p < k; p++)
-                            for (int q = 0; q < k; q++) expected[p * k + q] += patch[p] * patch[q];
+                            for (int q = 0; q < k; q++)
+                            {
+                                expected[0][p * k + q] += patchQ[p] * patchQ[q];
+                                expected[1][p * k + q] += patchQ[p] * patch[q];
+                                expected[2][p * k + q] += patch[p] * patch[q];
+                            }
                     }
-            for (int p = 0; p < k * k; p++) Assert.Equal(expected[p], grams[gi][p], 1e-3);
+            for (int p = 0; p < k * k; p++)
+            {
+                Assert.Equal(expected[0][p], grams[gi].Quantized[p], 1e-3);
+                Assert.Equal(expected[1][p], grams[gi].Cross[p], 1e-3);
+                Assert.Equal(expected[2][p], grams[gi].Reference[p], 1e-3);
+            }
         }
     }
 
@@ -70,10 +87,15 @@ public class InputGramTests
         var rows = WeightRows.Of(model.Graph.Node[0], 1, [3, 6])!;
         Assert.Equal((3, 6, 1, true), (rows.Rows, rows.K, rows.Groups, rows.RowMajor));
         var x = Enumerable.Range(0, 30).Select(i => (float)Math.Sin(i)).ToArray();
-        var gram = InputGram.Collect(InputGram.Build(model, 0, [3, 6], rows), [new FloatTensor(x, [5, 6])], rows, new RunnerOptions())[0];
+        var xq = x.Select(v => MathF.Round(v * 4) / 4).ToArray();
+        var gram = InputGram.Collect(InputGram.Build(model.Graph.Node[0], [3, 6], rows), [(new FloatTensor(x, [5, 6]), new FloatTensor(xq, [5, 6]))], rows, new RunnerOptions())[0];
         for (int p = 0; p < 6; p++)
             for (int q = 0; q < 6; q++)
-                Assert.Equal(Enumerable.Range(0, 5).Sum(m => x[m * 6 + p] * (double)x[m * 6 + q]), gram[p * 6 + q], 1e-4);
+            {
+                Assert.Equal(Enumerable.Range(0, 5).Sum(m => xq[m * 6 + p] * (double)xq[m * 6 + q]), gram.Quantized[p * 6 + q], 1e-4);
+                Assert.Equal(Enumerable.Range(0, 5).Sum(m => xq[m * 6 + p] * (double)x[m * 6 + q]), gram.Cross[p * 6 + q], 1e-4);
+                Assert.Equal(Enumerable.Range(0, 5).Sum(m => x[m * 6 + p] * (double)x[m * 6 + q]), gram.Reference[p * 6 + q], 1e-4);
+            }
         // A MatMul weight [K, N] has its rows in columns.
         var matmul = WeightRows.Of(NodeAttributes.Node("MatMul", "mm", ["x", "w"], ["y"]), 1, [6, 3])!;
         Assert.Equal((3, 6, false), (matmul.Rows, matmul.K, matmul.RowMajor));
