@@ -49,7 +49,7 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
             var samples = SampleBatches.Load(model, request, request.RoundingSamples, synthetic, "--rounding adaround");
             rounding = RoundingStep.Apply(floatWeights, model.Folded, options, samples, new RunnerOptions { Threads = request.Threads }, progress, (long)request.MemoryBudgetMiB << 20);
             summary = summary with { WeightSqnrDb = RoundingStep.WeightSqnr(floatWeights.Weights, model.Folded, summary.WeightSqnrDb) };
-            progress.Message($"rounding: AdaRound on {rounding.Layers.Count} layer(s) in {rounding.Seconds:0.0} s, output error {rounding.Layers.Sum(l => l.Error) / Math.Max(1e-30, rounding.Layers.Sum(l => l.NearestError)):P0} of nearest rounding's");
+            progress.Message($"rounding: AdaRound on {rounding.Layers.Count} layer(s) in {rounding.Seconds:0.0} s, output error {rounding.ErrorRatio:P0} of nearest rounding's");
         }
         if (options.Int4WeightStorage)
         {

@@ -25,7 +25,11 @@ public static class RoundingStep
     public sealed record Layer(string Weight, string Op, int Rows, int K, double NearestError, double Error, long Changed, long Weights, double Seconds, int RestoredPairs);
 
     /// <param name="Target">What the layer output is fitted to: fp32 (the FP32 layer's output) or quantized (W x̃ on the quantized inputs).</param>
-    public sealed record Result(string Method, string Target, int Iterations, int Samples, IReadOnlyList<Layer> Layers, IReadOnlyList<string> Kept, double Seconds);
+    public sealed record Result(string Method, string Target, int Iterations, int Samples, IReadOnlyList<Layer> Layers, IReadOnlyList<string> Kept, double Seconds)
+    {
+        /// <summary>Σ of the layers' errors after learned rounding over Σ of nearest rounding's.</summary>
+        public double ErrorRatio => Layers.Sum(l => l.Error) / Math.Max(1e-30, Layers.Sum(l => l.NearestError));
+    }
 
     /// <summary>One planned weight with its float values and its node's data input, taken before the rewrite replaces them.</summary>
     public sealed record Weight(WeightUse Use, string Name, float[] Values, int[] Shape, string Input);
@@ -80,21 +84,16 @@ public static class RoundingStep
             var codes = Codes.Read(quantized.Initializer(dq.Input[0])!, out int offset);
             var scales = quantized.InitializerFloats(dq.Input[1]);
             var range = options.WeightSpecFor(w.Name).Range;
-            var learned = (int[])codes.Clone();
             var outcomes = new RowRounding[rows.Rows];
             Parallel.For(0, rows.Rows, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, runner.Threads > 0 ? runner.Threads : Environment.ProcessorCount) }, r =>
             {
                 float s = scales[scales.Length == 1 ? 0 : r];
-                // The rewrite's codes (pair-bounded where the target needs it) are the starting point and the fallback.
+                // The rewrite's codes (pair-bounded where the target needs it) are the baseline to beat and the fallback.
                 var weightsOfRow = rows.Row(w.Values, r);
-                var problem = Problem(weightsOfRow, grams[rows.GroupOf(r)], asymmetric);
-                var row = AdaRound.Row(weightsOfRow, s, range, problem, solver);
-                var start = new int[rows.K];
-                for (int k = 0; k < rows.K; k++) start[k] = codes[rows.Index(r, k)];
-                double startError = AdaRound.Error(s, start, problem);
-                outcomes[r] = row.Error <= startError ? row with { NearestError = startError } : new RowRounding(start, startError, startError, 0);
+                outcomes[r] = AdaRound.Row(weightsOfRow, s, range, Problem(weightsOfRow, grams[rows.GroupOf(r)], asymmetric), solver, rows.Row(codes, r));
             });
             int restored = 0;
+            var learned = new int[codes.Length];
             for (int r = 0; r < rows.Rows; r++)
                 for (int k = 0; k < rows.K; k++) learned[rows.Index(r, k)] = outcomes[r].Codes[k];
             if (options.Guard == SaturationGuard.PairBound)
@@ -113,6 +112,7 @@ public static class RoundingStep
         progress.Finish();
         return new Result("adaround", options.RoundingTarget, options.RoundingIterations, samples, layers, kept, total.Elapsed.TotalSeconds);
     }
+
     /// <summary>The weight SQNR of every captured weight from the codes now in the graph (the rest as they were).</summary>
     public static IReadOnlyDictionary<string, double> WeightSqnr(IReadOnlyList<Weight> weights, OnnxGraph quantized, IReadOnlyDictionary<string, double>? before)
     {
@@ -156,10 +156,7 @@ public static class RoundingStep
         double e = 0;
         for (int r = 0; r < rows.Rows; r++)
         {
-            var q = new int[rows.K];
-            for (int k = 0; k < rows.K; k++) q[k] = codes[rows.Index(r, k)];
-            var w = rows.Row(weights, r);
-            e += AdaRound.Error(scales[scales.Length == 1 ? 0 : r], q, Problem(w, grams[rows.GroupOf(r)], asymmetric));
+            e += AdaRound.Error(scales[scales.Length == 1 ? 0 : r], rows.Row(codes, r), Problem(rows.Row(weights, r), grams[rows.GroupOf(r)], asymmetric));
         }
         return e;
     }

@@ -246,7 +246,7 @@ public static class ReportWriters
     /// <summary>One line on learned rounding, or null with nearest rounding.</summary>
     public static string? RoundingText(QuantizationReport r) => r.Rounding is not { } ro ? null :
         $"rounding {ro.Method} (fit to the {ro.Target} layer outputs, {ro.Iterations} iterations, {ro.Samples} samples): {ro.Layers.Count} layer(s) in {Format.F(ro.Seconds, 1)} s, "
-        + $"layer output error {Format.F(100 * ro.Layers.Sum(l => l.Error) / Math.Max(1e-30, ro.Layers.Sum(l => l.NearestError)), 1)} % of nearest rounding's, "
+        + $"layer output error {Format.F(100 * ro.ErrorRatio, 1)} % of nearest rounding's, "
         + $"{ro.Layers.Sum(l => l.Changed)} of {ro.Layers.Sum(l => l.Weights)} codes changed{(ro.Kept.Count > 0 ? $"; {ro.Kept.Count} weight(s) kept nearest" : "")}";
 
     /// <summary>`auto_fallback`: null without --auto-fallback; else the gate metric, the final bits per tensor and every measured step.</summary>

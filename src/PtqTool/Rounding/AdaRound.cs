@@ -17,7 +17,7 @@ public sealed record AdaRoundOptions
     public double EndBeta { get; init; } = 2;
 }
 
-/// <summary>One row's outcome: its codes and its reconstruction error before (nearest rounding) and after.</summary>
+/// <summary>One row's outcome: its codes and its reconstruction error before (the baseline: nearest rounding) and after.</summary>
 public sealed record RowRounding(int[] Codes, double NearestError, double Error, int Changed);
 
 /// <summary>
@@ -68,7 +68,8 @@ public static class AdaRound
     public static RowRounding Row(ReadOnlySpan<float> w, float s, IntegerRange range, float[] gram, AdaRoundOptions o) =>
         Row(w, s, range, RowProblem.SameInputs(w, gram), o);
 
-    public static RowRounding Row(ReadOnlySpan<float> w, float s, IntegerRange range, RowProblem problem, AdaRoundOptions o)
+    /// <param name="baseline">The codes learned rounding must beat and falls back to (default: nearest rounding's).</param>
+    public static RowRounding Row(ReadOnlySpan<float> w, float s, IntegerRange range, RowProblem problem, AdaRoundOptions o, int[]? baseline = null)
     {
         int k = w.Length;
         var gram = problem.Gram;
@@ -82,7 +83,7 @@ public static class AdaRound
             floor[i] = Math.Floor(x);
             double rest = Math.Clamp(x - floor[i], 1e-6, 1 - 1e-6);
             v[i] = -Math.Log((Zeta - Gamma) / (rest - Gamma) - 1);
-            nearest[i] = UniformQuantizer.Quantize(w[i], s, 0, range);
+            nearest[i] = baseline?[i] ?? UniformQuantizer.Quantize(w[i], s, 0, range);
         }
         double nearestError = Error(s, nearest, problem);
         if (!(nearestError > 0) || o.Iterations == 0 || s <= 0) return new RowRounding(nearest, nearestError, nearestError, 0);
@@ -127,7 +128,7 @@ public static class AdaRound
         int changed = 0;
         for (int i = 0; i < k; i++) if (codes[i] != nearest[i]) changed++;
         double error = Error(s, codes, problem);
-        // The annealing is a heuristic: never return a rounding worse than nearest's.
+        // The annealing is a heuristic: never return a rounding worse than the baseline.
         return error <= nearestError ? new RowRounding(codes, nearestError, error, changed) : new RowRounding(nearest, nearestError, nearestError, 0);
     }
 

@@ -17,10 +17,11 @@ public sealed record WeightRows(int Rows, int K, int Groups, bool RowMajor)
     /// <summary>Index in the weight tensor of row r's k-th weight.</summary>
     public int Index(int row, int k) => RowMajor ? row * K + k : k * Rows + row;
 
-    public float[] Row(float[] weights, int row)
+    /// <summary>Row r of a tensor laid out like the weight (its float values or its integer codes).</summary>
+    public T[] Row<T>(T[] values, int row)
     {
-        var r = new float[K];
-        for (int k = 0; k < K; k++) r[k] = weights[Index(row, k)];
+        var r = new T[K];
+        for (int k = 0; k < K; k++) r[k] = values[Index(row, k)];
         return r;
     }
 

@@ -29,24 +29,28 @@ public class AdaRoundTests
 
     private static double Gaussian(Random rng) => Math.Sqrt(-2 * Math.Log(1 - rng.NextDouble())) * Math.Cos(2 * Math.PI * rng.NextDouble());
 
-    private static float[] Gram(float[] x, int samples, int k)
+    /// <summary>Σ_p a_p b_pᵀ (K×K row-major) of two inputs [samples, k].</summary>
+    private static float[] Cross(float[] a, float[] b, int samples, int k)
     {
         var g = new double[k * k];
         for (int p = 0; p < samples; p++)
             for (int i = 0; i < k; i++)
-                for (int j = 0; j < k; j++) g[i * k + j] += x[p * k + i] * (double)x[p * k + j];
+                for (int j = 0; j < k; j++) g[i * k + j] += a[p * k + i] * (double)b[p * k + j];
         return g.Select(v => (float)v).ToArray();
     }
 
-    /// <summary>Σ_p (w·x_p − s·q·x_p)², straight from the inputs (not from G).</summary>
-    private static double OutputError(float[] w, float s, int[] q, float[] x, int samples)
+    private static float[] Gram(float[] x, int samples, int k) => Cross(x, x, samples, k);
+
+    /// <summary>Σ_p (w·x_p − s·q·x̃_p)², straight from the inputs (not from a Gram matrix); x̃ = x when not given.</summary>
+    private static double OutputError(float[] w, float s, int[] q, float[] x, int samples, float[]? xq = null)
     {
         int k = w.Length;
+        xq ??= x;
         double e = 0;
         for (int p = 0; p < samples; p++)
         {
             double d = 0;
-            for (int i = 0; i < k; i++) d += (w[i] - s * (double)q[i]) * x[p * k + i];
+            for (int i = 0; i < k; i++) d += w[i] * (double)x[p * k + i] - s * (double)q[i] * xq[p * k + i];
             e += d * d;
         }
         return e;
@@ -110,10 +114,7 @@ public class AdaRoundTests
         // The inputs the quantized layer sees: x with an error the earlier layers made (a gain and a shift, plus noise).
         var xq = x.Select(v => (float)(1.05 * v + 0.02 + 0.01 * Gaussian(rng))).ToArray();
         var gqq = Gram(xq, samples, k);
-        var cross = new float[k * k];
-        for (int p = 0; p < samples; p++)
-            for (int i = 0; i < k; i++)
-                for (int j = 0; j < k; j++) cross[i * k + j] += xq[p * k + i] * x[p * k + j];
+        var cross = Cross(xq, x, samples, k);
         var gxx = Gram(x, samples, k);
         double nearestTotal = 0, learnedTotal = 0;
         for (int row = 0; row < 8; row++)
@@ -123,19 +124,7 @@ public class AdaRoundTests
             var problem = RowProblem.Asymmetric(w, gqq, cross, gxx);
             var r = AdaRound.Row(w, s, FourBit, problem, new AdaRoundOptions());
             var nearest = w.Select(v => UniformQuantizer.Quantize(v, s, 0, FourBit)).ToArray();
-            // Σ_p (w·x_p − s·q·x̃_p)², straight from the two inputs.
-            double Direct(int[] q)
-            {
-                double e = 0;
-                for (int p = 0; p < samples; p++)
-                {
-                    double d = 0;
-                    for (int i = 0; i < k; i++) d += w[i] * (double)x[p * k + i] - s * (double)q[i] * xq[p * k + i];
-                    e += d * d;
-                }
-                return e;
-            }
-            double en = Direct(nearest), ea = Direct(r.Codes);
+            double en = OutputError(w, s, nearest, x, samples, xq), ea = OutputError(w, s, r.Codes, x, samples, xq);
             Assert.Equal(en, r.NearestError, en * 1e-3);
             Assert.Equal(ea, r.Error, en * 1e-3);
             Assert.True(ea <= en * (1 + 1e-5));
