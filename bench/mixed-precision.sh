@@ -27,10 +27,12 @@ done
 python3 - "$out" <<'PY'
 import json, sys, os
 out = sys.argv[1]
-print("| model | weights | average weight bits | per-layer bits (8/6/4/2) | Σ KL (128 calib. images) | top-1 (change) | output SQNR | file (budget) | wall time |")
-print("|---|---|---:|---|---:|---:|---:|---:|---:|")
+print("| model | weights | average weight bits | per-layer bits (8/6/4/2) | Σ KL (128 calib. images) | top-1 (change) | output SQNR | weight bytes (budget) | file | wall time |")
+print("|---|---|---:|---|---:|---:|---:|---:|---:|---:|")
 kinds = ["uniform-8", "uniform-6", "uniform-4", "mixed-6", "mixed-5", "mixed-4", "mixed-3", "mixed-5-int4", "mixed-4-int4", "uniform-4-adaround", "mixed-4-adaround"]
 for model in ["fmnist_cnn", "fmnist_resnet"]:
+    # The weight parameters the budget is counted on (every weight tensor: the mixed reports list them).
+    params = sum(l["parameters"] for l in json.load(open(os.path.join(out, f"{model}.mixed-5.report.json")))["mixed_precision"]["layers"])
     for kind in kinds:
         r = json.load(open(os.path.join(out, f"{model}.{kind}.report.json")))
         e, m, size = r["evaluation"], r["mixed_precision"], r["model"]
@@ -43,9 +45,9 @@ for model in ["fmnist_cnn", "fmnist_resnet"]:
         else:
             w = r["options"]["weight_bits"]
             bits, mix, omega, name, target = f"{w}", "", "", f"uniform W{w}A8{extra}", w
-        budget = size["fp32_bytes"] * target / 32
+        budget = params * target / 8
         print(f'| {model} | {name} | {bits} | {mix} | {omega} | {e["int8_top1"]:.2f} ({-e["top1_drop"]:+.2f}) | {e["output_sqnr_db"]:.1f} dB '
-              f'| {size["int8_bytes"] / 1024:.1f} KiB ({budget / 1024:.1f}) | {secs:.0f} s |')
+              f'| {size["weight_bytes"] / 1024:.1f} KiB ({budget / 1024:.1f}) | {size["int8_bytes"] / 1024:.1f} KiB | {secs:.0f} s |')
 first = json.load(open(os.path.join(out, "fmnist_cnn.mixed-5.report.json")))
 print(); print(f'Evaluated on {first["evaluation"]["samples"]} images ({first["evaluation"]["source"]}). Measured on: {first["latency"]["cpu"]}')
 PY

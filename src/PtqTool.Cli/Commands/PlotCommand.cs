@@ -4,7 +4,7 @@ using PtqTool.Scales;
 
 namespace PtqTool.Cli.Commands;
 
-/// <summary>ptq plot loss: MSQE(s) and QSin(s) curves for sampled distributions and segments.</summary>
+/// <summary>ptq plot loss: MSQE(s) and QSin(s) curves for sampled distributions and segments; ptq plot multipoint: accuracy vs added MACs from reports.</summary>
 public static class PlotCommand
 {
     public static readonly string[] AllDistributions = ["normal", "laplace"];
@@ -47,8 +47,22 @@ public static class PlotCommand
             }
             return 0;
         }));
+        var reports = new Argument<string[]>("reports") { Description = "ptq quantize --report JSON files (with and without --multipoint)", Arity = ArgumentArity.OneOrMore };
+        var curveOut = new Option<string>("--out") { Description = "PNG file to write", Required = true };
+        var multipoint = new Command("multipoint", "Plot accuracy and output SQNR against the multiply-adds second weight terms add, one line per model and width");
+        multipoint.Arguments.Add(reports);
+        multipoint.Options.Add(curveOut);
+        multipoint.SetAction(parse => io.Guard(() =>
+        {
+            var points = MultipointPlot.Read(parse.GetValue(reports)!);
+            string path = parse.GetValue(curveOut)!;
+            MultipointPlot.Save(points, path);
+            io.Out.WriteLine($"{path}: {points.Count} point(s) in {points.Select(p => p.Series).Distinct().Count()} line(s)");
+            return 0;
+        }));
         var command = new Command("plot", "Draw plots");
         command.Subcommands.Add(loss);
+        command.Subcommands.Add(multipoint);
         return command;
     }
 }

@@ -45,6 +45,8 @@ public sealed class QuantizationOptionSet(OptionScope scope = OptionScope.Quanti
     public Option<string> RoundingTarget { get; } = new("--rounding-target") { Description = "What --rounding adaround fits each layer to: fp32 (the FP32 layer's output, default) or quantized (the layer on its quantized inputs)", DefaultValueFactory = _ => "fp32" };
     public Option<int> RoundingIterations { get; } = new("--rounding-iterations") { Description = "AdaRound optimizer iterations per layer", DefaultValueFactory = _ => PtqTool.Rounding.AdaRound.DefaultIterations };
     public Option<int> RoundingSamples { get; } = new("--rounding-samples") { Description = "Calibration samples each layer's inputs are collected on for --rounding adaround", DefaultValueFactory = _ => RoundingStep.DefaultSamples };
+    public Option<double> Multipoint { get; } = new("--multipoint") { Description = "Multipoint weights: second low-bit terms for the output channels that gain most, within this fraction of the model's multiply-adds (0..1; docs/multipoint.md)", DefaultValueFactory = _ => 0 };
+    public Option<string> MultipointForm { get; } = new("--multipoint-form") { Description = "How second terms run: auto (per layer, the form with fewer multiply-adds; default), scatter (a branch over the chosen channels only, placed by a one-hot 1x1 conv) or padded (a branch over whole layers)", DefaultValueFactory = _ => "auto" };
     public Option<string> Target { get; } = new("--target") { Description = "CPU the model is for: auto (this one), x86-vnni, x86-avx2, arm64, portable (docs/cpu-targets.md)", DefaultValueFactory = _ => "auto" };
     public Option<string?> SaturationGuard { get; } = new("--saturation-guard") { Description = "Override the target's guard against 16-bit pair saturation: none, pair-bound, 7bit-weights, 7bit-activations, u8-weights" };
     public Option<string[]> Exclude { get; } = new("--exclude") { Description = "Node names or op types to keep in float", AllowMultipleArgumentsPerToken = true };
@@ -55,7 +57,7 @@ public sealed class QuantizationOptionSet(OptionScope scope = OptionScope.Quanti
         command.Arguments.Add(Model);
         Option[] data = [Calib, Limit, Batch, Strict, MemoryBudget];
         Option[] common = [Threads, Quiet];
-        Option[] choices = [Loss, WeightLoss, Percentile, Bits, WeightBits, ActivationBits, ActivationType, SymmetricActivations, PerTensorWeights, WeightStorage, BiasCorrection, Rounding, RoundingTarget, RoundingIterations, RoundingSamples, Target, SaturationGuard, Exclude];
+        Option[] choices = [Loss, WeightLoss, Percentile, Bits, WeightBits, ActivationBits, ActivationType, SymmetricActivations, PerTensorWeights, WeightStorage, BiasCorrection, Rounding, RoundingTarget, RoundingIterations, RoundingSamples, Multipoint, MultipointForm, Target, SaturationGuard, Exclude];
         IEnumerable<Option> options = scope switch
         {
             OptionScope.Quantize => [.. data, .. common, .. choices],
@@ -80,6 +82,8 @@ public sealed class QuantizationOptionSet(OptionScope scope = OptionScope.Quanti
         if (type is not ("int8" or "uint8")) throw new PtqException($"--activation-type: '{type}' is not int8 or uint8");
         string storage = Get(parse, WeightStorage, "int8");
         if (storage is not ("int8" or "int4")) throw new PtqException($"--weight-storage: '{storage}' is not int8 or int4");
+        string form = Get(parse, MultipointForm, "auto");
+        if (form is not ("auto" or "scatter" or "padded")) throw new PtqException($"--multipoint-form: '{form}' is not auto, scatter or padded");
         int? bits = Get(parse, Bits, null);
         if (bits is < 2 or > 8) throw new PtqException($"--bits: {bits} is out of range (2..8)");
         var options = new QuantizationOptions
@@ -97,6 +101,8 @@ public sealed class QuantizationOptionSet(OptionScope scope = OptionScope.Quanti
             Rounding = Get(parse, Rounding, "nearest"),
             RoundingTarget = Get(parse, RoundingTarget, "fp32"),
             RoundingIterations = Get(parse, RoundingIterations, PtqTool.Rounding.AdaRound.DefaultIterations),
+            Multipoint = Get(parse, Multipoint, 0.0),
+            MultipointForm = form switch { "padded" => PtqTool.Multipoint.BranchForm.Padded, "scatter" => PtqTool.Multipoint.BranchForm.Scatter, _ => PtqTool.Multipoint.BranchForm.Auto },
             Exclude = Get(parse, Exclude, []) ?? [],
             Target = Kernels.KernelTargets.Parse(Get(parse, Target, "auto"), Kernels.CpuInfo.This),
             GuardOverride = Get(parse, SaturationGuard, null) is string g ? Kernels.SaturationGuards.Parse(g) : null,

@@ -43,13 +43,35 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
         var summary = QdqRewriter.Apply(model.Folded, model.Plan, parameters, options, means);
         var quantized = model.Folded.Model;
         RoundingStep.Result? rounding = null;
+        MultipointStep.Result? multipoint = null;
         if (floatWeights is not null)
         {
             MemoryUse.Trace("rewrite (nearest)");
-            var samples = SampleBatches.Load(model, request, request.RoundingSamples, synthetic, "--rounding adaround");
-            rounding = RoundingStep.Apply(floatWeights, model.Folded, options, samples, new RunnerOptions { Threads = request.Threads }, progress, (long)request.MemoryBudgetMiB << 20);
-            summary = summary with { WeightSqnrDb = RoundingStep.WeightSqnr(floatWeights.Weights, model.Folded, summary.WeightSqnrDb) };
-            progress.Message($"rounding: AdaRound on {rounding.Layers.Count} layer(s) in {rounding.Seconds:0.0} s, output error {rounding.ErrorRatio:P0} of nearest rounding's");
+            bool learned = options.Rounding == "adaround";
+            string purpose = learned ? "--rounding adaround" : "--multipoint";
+            var samples = SampleBatches.Load(model, request, request.RoundingSamples, synthetic, purpose);
+            var runner = new RunnerOptions { Threads = request.Threads };
+            long budget = (long)request.MemoryBudgetMiB << 20;
+            if (learned)
+            {
+                // With multipoint, the channels are chosen on the nearest-rounded model; each layer's terms are then
+                // learned in graph order on inputs that carry the upstream terms (MultipointStep).
+                var selection = options.Multipoint > 0 ? MultipointStep.Select(floatWeights, model.Folded, options, samples, runner, progress, budget) : null;
+                rounding = RoundingStep.Apply(floatWeights, model.Folded, options, samples, runner, progress, budget,
+                    selection is null ? null : (w, grams) => selection.WriteLearned(model.Folded, w, grams));
+                summary = summary with { WeightSqnrDb = RoundingStep.WeightSqnr(floatWeights.Weights, model.Folded, summary.WeightSqnrDb) };
+                progress.Message($"rounding: AdaRound on {rounding.Layers.Count} layer(s) in {rounding.Seconds:0.0} s, output error {rounding.ErrorRatio:P0} of nearest rounding's");
+                multipoint = selection?.Result();
+            }
+            else multipoint = MultipointStep.Apply(floatWeights, model.Folded, options, samples, runner, progress, budget);
+            if (multipoint is not null)
+            {
+                var sqnr = new SortedDictionary<string, double>(StringComparer.Ordinal);
+                foreach (var (k, v) in summary.WeightSqnrDb ?? new Dictionary<string, double>()) sqnr[k] = v;
+                foreach (var (k, v) in multipoint.WeightSqnrDb) sqnr[k] = v;
+                summary = summary with { WeightSqnrDb = sqnr };
+                progress.Message($"multipoint: second terms on {multipoint.Layers.Sum(l => l.TermRows)} output channel(s) of {multipoint.Layers.Count(l => l.TermRows > 0)} layer(s), {multipoint.ExtraFraction:P1} more multiply-adds (budget {multipoint.Budget:P1})");
+            }
         }
         if (options.Int4WeightStorage)
         {
@@ -89,6 +111,7 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
             Options = options,
             MixedPrecision = mixed,
             Rounding = rounding,
+            Multipoint = multipoint,
             Fallback = fallback,
             CalibrationSource = calibrationSource,
             CalibrationSamples = stats.Samples,
@@ -106,6 +129,7 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
             Layers = layers,
             Fp32Bytes = new FileInfo(request.ModelPath).Length,
             Int8Bytes = quantized.CalculateSize(),
+            WeightBytes = WeightBytes.Of(quantized),
             LatencyBatch = measured.LatencyBatch,
             Fp32LatencyMs = measured.Fp32Ms,
             Int8LatencyMs = measured.Int8Ms,

@@ -29,7 +29,7 @@ public sealed record QuantizeRequest
     public bool AutoFallback { get; init; }
     /// <summary>Samples layer sensitivities are measured on (--avg-bits, --auto-fallback, pareto): each costs one forward pass per tensor and width.</summary>
     public int SensitivitySamples { get; init; } = MixedPrecisionStep.DefaultSensitivitySamples;
-    /// <summary>Samples each layer's inputs are collected on for --rounding adaround.</summary>
+    /// <summary>Samples each layer's inputs are collected on for --rounding adaround and --multipoint.</summary>
     public int RoundingSamples { get; init; } = RoundingStep.DefaultSamples;
     public double? MaxDrop { get; init; }
     /// <summary>--metric: what the gate and the report's headline compare (default from labels and the output shape).</summary>
@@ -100,6 +100,8 @@ public sealed record QuantizeRequest
         if (RoundingSamples is < 1 or > 100_000) throw new PtqException($"--rounding-samples: {RoundingSamples} must be in 1..100000");
         if (Options.Rounding == "adaround" && CalibDir is null && Synthetic is null)
             throw new PtqException("--rounding adaround: learning each layer's rounding needs samples: give --calib DIR or --synthetic zeroq");
+        if (Options.Multipoint > 0 && CalibDir is null && Synthetic is null)
+            throw new PtqException("--multipoint: choosing where second terms pay needs samples: give --calib DIR or --synthetic zeroq");
         if (AutoFallback && (EvalDir is null || new[] { MaxDrop, MinSqnr, MinCosine }.All(t => t is null)))
             throw new PtqException("--auto-fallback needs --eval DIR and a gate to reach (--max-drop, --min-sqnr or --min-cosine)");
         if (MaxDrop is double m && (m < 0 || !double.IsFinite(m))) throw new PtqException($"--max-drop: {m} must be a non-negative number of points");

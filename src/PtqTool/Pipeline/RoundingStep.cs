@@ -37,10 +37,10 @@ public static class RoundingStep
     /// <summary>The float weights in graph order, and the FP32 (folded) model whose layer inputs are the reconstruction's reference.</summary>
     public sealed record Inputs(IReadOnlyList<Weight> Weights, ModelProto Reference);
 
-    /// <summary>What learned rounding needs from the model before the rewrite; null when --rounding is nearest.</summary>
+    /// <summary>What learned rounding and multipoint weights need from the model before the rewrite; null when neither is asked for.</summary>
     public static Inputs? Capture(PreparedModel model, QuantizationOptions options)
     {
-        if (options.Rounding != "adaround") return null;
+        if (options.Rounding != "adaround" && options.Multipoint <= 0) return null;
         var graph = model.Folded;
         var position = new Dictionary<NodeProto, int>(ReferenceEqualityComparer.Instance);
         for (int i = 0; i < graph.Graph.Node.Count; i++) position[graph.Graph.Node[i]] = i;
@@ -57,8 +57,9 @@ public static class RoundingStep
     }
 
     /// <summary>Replaces the codes of every captured weight in <paramref name="quantized"/> (the rewritten graph) by learned ones.</summary>
+    /// <param name="afterLayer">Called with each layer's Grams once its codes are learned (multipoint terms are added there).</param>
     public static Result Apply(Inputs inputs, OnnxGraph quantized, QuantizationOptions options, IReadOnlyList<FloatTensor> batches,
-        RunnerOptions runner, ProgressReporter progress, long budgetBytes = Onnx.OutputGroups.DefaultBudgetBytes)
+        RunnerOptions runner, ProgressReporter progress, long budgetBytes = Onnx.OutputGroups.DefaultBudgetBytes, Action<Weight, GroupGrams[]>? afterLayer = null)
     {
         var total = Stopwatch.StartNew();
         var weights = inputs.Weights;
@@ -106,6 +107,7 @@ public static class RoundingStep
             double before = outcomes.Sum(o => o.NearestError) / samples;
             double after = (restored == 0 ? outcomes.Sum(o => o.Error) : LayerError(w.Values, learned, scales, rows, grams, asymmetric)) / samples;
             layers.Add(new Layer(w.Name, w.Use.Node.OpType, rows.Rows, rows.K, before, after, changed, w.Values.Length, clock.Elapsed.TotalSeconds, restored));
+            afterLayer?.Invoke(w, grams);
             progress.Report(i + 1);
             MemoryUse.Release();   // the layer's three sessions are gone: give their memory back before the next
         }
@@ -133,7 +135,7 @@ public static class RoundingStep
         asymmetric ? RowProblem.Asymmetric(w, g.Quantized, g.Cross, g.Reference) : RowProblem.SameInputs(w, g.Quantized);
 
     /// <summary>The layer's Grams over the samples: its input in the FP32 model and in the quantized model as it is now.</summary>
-    private static GroupGrams[] CollectGrams(ModelProto reference, Weight w, OnnxGraph quantized, WeightRows rows, IReadOnlyList<FloatTensor> batches, RunnerOptions runner, long budgetBytes)
+    internal static GroupGrams[] CollectGrams(ModelProto reference, Weight w, OnnxGraph quantized, WeightRows rows, IReadOnlyList<FloatTensor> batches, RunnerOptions runner, long budgetBytes)
     {
         string quantizedInput = w.Use.Node.Input[0];
         var gramModel = InputGram.Build(w.Use.Node, w.Shape, rows, quantized.OpsetVersion());

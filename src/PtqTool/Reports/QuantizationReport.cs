@@ -15,6 +15,7 @@ public sealed record QuantizationReport
     public Pipeline.MixedPrecisionStep.Result? MixedPrecision { get; init; }
     /// <summary>What --rounding adaround did; null with nearest rounding.</summary>
     public Pipeline.RoundingStep.Result? Rounding { get; init; }
+    public Pipeline.MultipointStep.Result? Multipoint { get; init; }
     /// <summary>The steps of --auto-fallback (null without it).</summary>
     public Pipeline.FallbackJob.Result? Fallback { get; init; }
     public required string CalibrationSource { get; init; }
@@ -36,6 +37,8 @@ public sealed record QuantizationReport
     public required IReadOnlyList<LayerError> Layers { get; init; }
     public required long Fp32Bytes { get; init; }
     public required long Int8Bytes { get; init; }
+    /// <summary>Bytes of the integer weight tensors alone (<see cref="Rewrite.WeightBytes"/>).</summary>
+    public long WeightBytes { get; init; }
     public required int LatencyBatch { get; init; }
     public required double Fp32LatencyMs { get; init; }
     public required double Int8LatencyMs { get; init; }

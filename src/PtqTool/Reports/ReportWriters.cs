@@ -37,6 +37,7 @@ public static class ReportWriters
             w.WriteString("output", r.OutputModel);
             w.WriteNumber("fp32_bytes", r.Fp32Bytes);
             w.WriteNumber("int8_bytes", r.Int8Bytes);
+            w.WriteNumber("weight_bytes", r.WeightBytes);
             if (r.Upgrade is { } u)
             {
                 w.WriteNumber("opset", u.From);
@@ -56,6 +57,7 @@ public static class ReportWriters
             w.WriteBoolean("per_channel_weights", r.Options.PerChannelWeights);
             w.WriteBoolean("bias_correction", r.Options.BiasCorrection);
             w.WriteString("rounding", r.Options.Rounding);
+            w.WriteNumber("multipoint", r.Options.Multipoint);
             w.WriteString("target", KernelTargets.Name(r.Target.Target));
             w.WriteString("saturation_guard", SaturationGuards.Name(r.Target.Guard));
             w.WriteStartArray("exclude");
@@ -64,6 +66,7 @@ public static class ReportWriters
             w.WriteEndObject();
             WriteMixedPrecision(w, r.MixedPrecision);
             WriteRounding(w, r.Rounding);
+            WriteMultipoint(w, r.Multipoint);
             WriteFallback(w, r.Fallback);
             w.WriteStartObject("calibration");
             w.WriteString("source", r.CalibrationSource);
@@ -157,6 +160,7 @@ public static class ReportWriters
         w.AppendLine($"Loss **{r.Options.Loss}**, {Describe(r)}. Calibration: {r.CalibrationSource}, {r.CalibrationSamples} samples ({r.CalibrationSkipped} skipped).");
         w.AppendLine();
         if (RoundingText(r) is string rounding) w.AppendLine(char.ToUpperInvariant(rounding[0]) + rounding[1..] + ".").AppendLine();
+        if (MultipointText(r) is string multipoint) w.AppendLine(char.ToUpperInvariant(multipoint[0]) + multipoint[1..] + ".").AppendLine();
         w.AppendLine($"Target **{KernelTargets.Name(r.Target.Target)}** (saturation guard {SaturationGuards.Name(r.Target.Guard)}); measured on {r.Target.MeasuredOn.Describe()}.");
         w.AppendLine();
         w.AppendLine("| | FP32 | INT8, this CPU's kernels | INT8, exact QDQ |");
@@ -249,6 +253,46 @@ public static class ReportWriters
         + $"layer output error {Format.F(100 * ro.ErrorRatio, 1)} % of nearest rounding's, "
         + $"{ro.Layers.Sum(l => l.Changed)} of {ro.Layers.Sum(l => l.Weights)} codes changed{(ro.Kept.Count > 0 ? $"; {ro.Kept.Count} weight(s) kept nearest" : "")}";
 
+    /// <summary>`multipoint`: null without --multipoint; else the budget, the MACs and what each layer got.</summary>
+    private static void WriteMultipoint(System.Text.Json.Utf8JsonWriter w, Pipeline.MultipointStep.Result? m)
+    {
+        if (m is null) { w.WriteNull("multipoint"); return; }
+        w.WriteStartObject("multipoint");
+        w.WriteNumber("budget", m.Budget);
+        w.WriteNumber("model_macs", m.ModelMacs);
+        w.WriteNumber("extra_macs", m.ExtraMacs);
+        w.WriteNumber("extra_fraction", m.ExtraFraction);
+        w.WriteNumber("samples", m.Samples);
+        w.WriteNumber("seconds", m.Seconds);
+        w.WriteStartArray("layers");
+        foreach (var l in m.Layers)
+        {
+            w.WriteStartObject();
+            w.WriteString("weight", l.Weight);
+            w.WriteString("op", l.Op);
+            w.WriteString("form", l.Form);
+            w.WriteNumber("rows", l.Rows);
+            w.WriteNumber("term_rows", l.TermRows);
+            w.WriteNumber("macs", l.Macs);
+            w.WriteNumber("extra_macs", l.ExtraMacs);
+            w.WriteNumber("one_term_error", l.OneTermError);
+            w.WriteNumber("error", l.Error);
+            w.WriteNumber("output_energy", l.Energy);
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+        w.WriteStartArray("kept_one_term");
+        foreach (var k in m.Kept) w.WriteStringValue(k);
+        w.WriteEndArray();
+        w.WriteEndObject();
+    }
+
+    /// <summary>One line on multipoint weights, or null without them.</summary>
+    public static string? MultipointText(QuantizationReport r) => r.Multipoint is not { } m ? null :
+        $"multipoint weights (budget {Format.F(100 * m.Budget, 1)} % of {m.ModelMacs:N0} MACs per sample): second terms on {m.Layers.Sum(l => l.TermRows)} of {m.Layers.Sum(l => l.Rows)} output channels "
+        + $"in {m.Layers.Count(l => l.TermRows > 0)} layer(s), +{Format.F(100 * m.ExtraFraction, 1)} % MACs, layer output error {Format.F(100 * m.Layers.Sum(l => l.Error) / Math.Max(1e-30, m.Layers.Sum(l => l.OneTermError)), 1)} % of one term's"
+        + $"{(m.Kept.Count > 0 ? $"; {m.Kept.Count} weight(s) kept one term" : "")}";
+
     /// <summary>`auto_fallback`: null without --auto-fallback; else the gate metric, the final bits per tensor and every measured step.</summary>
     private static void WriteFallback(System.Text.Json.Utf8JsonWriter w, Pipeline.FallbackJob.Result? f)
     {
@@ -286,6 +330,7 @@ public static class ReportWriters
                 + string.Join(", ", mp.Layers.GroupBy(l => l.Bits).OrderByDescending(g => g.Key).Select(g => $"{g.Count()} layer(s) at {g.Key}"))
                 + $"; Σ Ω {mp.Sensitivity:G3} on {mp.Samples} samples (optimum of {mp.FrontierPoints} Pareto points)");
         if (RoundingText(r) is string rounding) w.AppendLine($"  {rounding}");
+        if (MultipointText(r) is string multipoint) w.AppendLine($"  {multipoint}");
         if (r.Fallback is { } fb)
         {
             var raised = fb.Steps.Where(st => st.Weight is not null).ToList();

@@ -46,6 +46,13 @@ public sealed record QuantizationOptions
     public string RoundingTarget { get; init; } = "fp32";
     /// <summary>Optimizer iterations per layer for --rounding adaround.</summary>
     public int RoundingIterations { get; init; } = PtqTool.Rounding.AdaRound.DefaultIterations;
+    /// <summary>
+    /// Multipoint weights: the fraction of the model's multiply-adds (per sample) that second weight terms may add, spent
+    /// on the output channels whose layer output error falls most per added MAC (docs/multipoint.md); 0 = one term.
+    /// </summary>
+    public double Multipoint { get; init; }
+    /// <summary>How second terms are laid out in the graph (scatter: chosen channels only; padded: whole layers; auto: per layer, fewer MACs).</summary>
+    public Multipoint.BranchForm MultipointForm { get; init; } = PtqTool.Multipoint.BranchForm.Auto;
     /// <summary>Node names or op types kept in float.</summary>
     public IReadOnlyList<string> Exclude { get; init; } = [];
     /// <summary>The CPU kind the model is made for (default: the one this process runs on).</summary>
@@ -96,6 +103,11 @@ public sealed record QuantizationOptions
         if (RoundingIterations is < 1 or > 1_000_000) throw new PtqException($"--rounding-iterations: {RoundingIterations} must be in 1..1000000");
         if (Rounding == "adaround" && BiasCorrection)
             throw new PtqException("--bias-correction with --rounding adaround: learned rounding already fits each layer's output, mean included; give one");
+        if (!(Multipoint >= 0 && Multipoint <= 1)) throw new PtqException($"--multipoint: {Multipoint} must be a fraction of the model's multiply-adds in [0, 1]");
+        if (Multipoint > 0 && ActivationBits != 8)
+            throw new PtqException($"--multipoint with --activation-bits {ActivationBits}: second weight terms are added on 8-bit activations only");
+        if (Multipoint > 0 && BiasCorrection)
+            throw new PtqException("--bias-correction with --multipoint: the correction is for one term's mean error, which second terms change; give one");
         if (!(Percentile > 0 && Percentile <= 100)) throw new PtqException($"--percentile: {Percentile} must be in (0, 100]");
         Scales.Losses.ScaleLosses.Create(Loss, Percentile);
         Scales.Losses.ScaleLosses.Create(ResolvedWeightLoss, Percentile, WeightLoss is null ? "--loss" : "--weight-loss");

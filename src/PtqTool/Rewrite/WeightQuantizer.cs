@@ -7,7 +7,18 @@ namespace PtqTool.Rewrite;
 
 /// <summary>A quantized weight: integer values, one scale per channel (or one), zero points all 0 (symmetric).</summary>
 /// <param name="BoundedPairs">Pairs of the kernel's reduction order moved by <see cref="PairBound"/> so that no int16 pair can saturate.</param>
-public sealed record QuantizedWeight(int[] Values, float[] Scales, int Axis, int RaisedChannels, int BoundedPairs = 0);
+public sealed record QuantizedWeight(int[] Values, float[] Scales, int Axis, int RaisedChannels, int BoundedPairs = 0)
+{
+    /// <summary>s·q of every element, in the weight's layout of <paramref name="shape"/> (float32, as DequantizeLinear computes it).</summary>
+    public float[] Dequantized(int[] shape)
+    {
+        int channels = Axis >= 0 ? shape[Axis] : 1, inner = 1;
+        if (Axis >= 0) for (int i = Axis + 1; i < shape.Length; i++) inner *= shape[i];
+        var v = new float[Values.Length];
+        for (int i = 0; i < v.Length; i++) v[i] = Scales[Axis >= 0 ? (i / inner) % channels : 0] * Values[i];
+        return v;
+    }
+}
 
 /// <summary>Asks <see cref="WeightQuantizer"/> to bound the pairs of this reduction order for activations up to <paramref name="ActivationMax"/> (x86 u8 domain).</summary>
 public sealed record PairConstraint(ReductionLayout Layout, int ActivationMax);

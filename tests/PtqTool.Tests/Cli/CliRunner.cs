@@ -11,4 +11,13 @@ public static class CliRunner
         code = PtqTool.Cli.Program.Run(args, stdout, stderr);
         return (code, stdout.ToString(), stderr.ToString());
     }
+
+    /// <summary>`ptq quantize` writing DIR/NAME.onnx and its JSON report; asserts success and returns the model, the report and the model's bytes.</summary>
+    public static (PtqTool.Onnx.Proto.ModelProto Model, System.Text.Json.Nodes.JsonNode Report, byte[] Bytes) Quantize(string dir, string name, params string[] args)
+    {
+        string output = Path.Combine(dir, name + ".onnx"), report = Path.Combine(dir, name + ".json");
+        var (code, _, err) = Run(["quantize", .. args, "--out", output, "--report", report, "--quiet"]);
+        Assert.True(code == 0, err);
+        return (PtqTool.Onnx.OnnxModelFile.Load(output), System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(report))!, File.ReadAllBytes(output));
+    }
 }

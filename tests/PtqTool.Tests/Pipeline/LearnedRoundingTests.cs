@@ -9,15 +9,8 @@ namespace PtqTool.Tests.Pipeline;
 /// <summary>`ptq quantize --rounding adaround` end to end: only weight codes change, each by at most one step from nearest rounding's, and the run is reproducible.</summary>
 public class LearnedRoundingTests
 {
-    private static (ModelProto Model, JsonNode Report, byte[] Bytes) Quantize(string dir, string name, params string[] extra)
-    {
-        string output = Path.Combine(dir, name + ".onnx"), report = Path.Combine(dir, name + ".json");
-        var (code, _, err) = CliRunner.Run([
-            "quantize", Repo.Model("fmnist_cnn"), "--weight-bits", "4", "--eval", Repo.EvalDir, "--eval-limit", "64",
-            "--rounding-samples", "64", "--rounding-iterations", "150", "--out", output, "--report", report, "--quiet", .. extra]);
-        Assert.True(code == 0, err);
-        return (OnnxModelFile.Load(output), JsonNode.Parse(File.ReadAllText(report))!, File.ReadAllBytes(output));
-    }
+    private static (ModelProto Model, JsonNode Report, byte[] Bytes) Quantize(string dir, string name, params string[] extra) =>
+        CliRunner.Quantize(dir, name, [Repo.Model("fmnist_cnn"), "--weight-bits", "4", "--eval", Repo.EvalDir, "--eval-limit", "64", "--rounding-samples", "64", "--rounding-iterations", "150", .. extra]);
 
     [Fact]
     public void Only_weight_codes_change_each_by_at_most_one_step_and_every_layer_reconstructs_better()

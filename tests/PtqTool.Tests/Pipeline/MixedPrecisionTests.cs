@@ -54,7 +54,8 @@ public class MixedPrecisionStorageTests
         var (code, _, err) = CliRunner.Run("quantize", Repo.Model("fmnist_cnn"), "--calib", Repo.CalibDir, "--limit", "64", "--sensitivity-samples", "32",
             "--avg-bits", "5", "--weight-storage", "int4", "--target", "x86-vnni", "--out", output, "--report", report, "--quiet");
         Assert.True(code == 0, err);
-        var layers = JsonNode.Parse(File.ReadAllText(report))!["mixed_precision"]!["layers"]!.AsArray();
+        var json = JsonNode.Parse(File.ReadAllText(report))!;
+        var layers = json["mixed_precision"]!["layers"]!.AsArray();
         var graph = new OnnxGraph(OnnxModelFile.Load(output));
         long parameters = 0, storedBytes = 0;
         foreach (var l in layers)
@@ -67,6 +68,7 @@ public class MixedPrecisionStorageTests
             Assert.Equal(t.DataType == ElementType.Int4 ? (n + 1) / 2 : n, t.RawData.Length);
         }
         Assert.True(8 * storedBytes <= 5 * parameters + 8 * layers.Count, $"{storedBytes} bytes for {parameters} weights");
+        Assert.Equal(storedBytes, json["model"]!["weight_bytes"]!.GetValue<long>());
         Assert.Contains(graph.Graph.Initializer, t => t.DataType == ElementType.Int4);
     }
 }
