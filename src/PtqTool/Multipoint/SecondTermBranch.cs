@@ -134,6 +134,7 @@ public static class SecondTermBranch
         }
         Node(graph, "Add", [term1, term2], output: y);
     }
+
     private static string Initializer(OnnxGraph graph, string name, TensorProto tensor)
     {
         tensor.Name = graph.UniqueName(name);

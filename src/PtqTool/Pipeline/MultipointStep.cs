@@ -188,6 +188,14 @@ public static class MultipointStep
             if (!Chosen.TryGetValue(w.Name, out var rows)) return;
             var plan = Measure(quantized, w, grams, learned: true);
             _written[w.Name] = plan;
+            // Measured again on the inputs as they are now, a chosen channel whose term no longer helps is left out.
+            rows = rows.Where(r => plan.Gains[r].Gain > 0).ToArray();
+            if (rows.Length == 0)
+            {
+                Chosen.Remove(w.Name);
+                return;
+            }
+            Chosen[w.Name] = rows;
             Write(quantized, plan, rows);
             quantized.SortNodes();
         }
