@@ -17,7 +17,7 @@ public sealed record RowGain(double OneTermError, double TwoTermError, double En
     {
         var sum = new float[first.Length];
         for (int i = 0; i < sum.Length; i++) sum[i] = first[i] + second[i];
-        return new RowGain(Error(problem, first), Error(problem, sum), problem.Constant, Quadratic(problem.Gram, second));
+        return new RowGain(problem.Error(first), problem.Error(sum), problem.Constant, Quadratic(problem.Gram, second));
     }
 
     /// <summary>The problem term 2 faces once term 1 is fixed: e(w̃₁ + d) = e(w̃₁) − 2·d·(t − G̃w̃₁) + dᵀG̃d.</summary>
@@ -26,16 +26,7 @@ public sealed record RowGain(double OneTermError, double TwoTermError, double En
         var g = AdaRound.Multiply(problem.Gram, first);
         var t = new double[first.Length];
         for (int i = 0; i < t.Length; i++) t[i] = problem.Target[i] - g[i];
-        return new RowProblem(problem.Gram, t, Error(problem, first));
-    }
-
-    /// <summary>e(v) = c − 2·v·t + vᵀG̃v, in double (not clipped: a negative value is float rounding around 0).</summary>
-    public static double Error(RowProblem problem, ReadOnlySpan<float> v)
-    {
-        var g = AdaRound.Multiply(problem.Gram, v);
-        double e = problem.Constant;
-        for (int i = 0; i < v.Length; i++) e += v[i] * (g[i] - 2 * problem.Target[i]);
-        return e;
+        return new RowProblem(problem.Gram, t, problem.Error(first));
     }
 
     /// <summary>vᵀ G v (G K×K row-major).</summary>

@@ -11,7 +11,7 @@ public static class MacCount
 {
     public static bool Counts(NodeProto node) => node.OpType is "Conv" or "ConvTranspose" or "Gemm" or "MatMul";
 
-    /// <returns>Node name (or its first output when unnamed) → MACs per sample, in graph order.</returns>
+    /// <returns>Every counted node with its MACs per sample, in graph order.</returns>
     public static IReadOnlyList<(NodeProto Node, long Macs)> PerSample(ModelProto model, FloatTensor batch, RunnerOptions? options = null)
     {
         var copy = model.Clone();
@@ -43,9 +43,8 @@ public static class MacCount
         {
             long macs = n.OpType switch
             {
-                "Conv" => Elements(n.Output[0]) * ReducedPerOutput(graph, n),
-                "ConvTranspose" => Elements(n.Input[0]) * WeightPerInput(graph, n),
-                "Gemm" => Elements(n.Output[0]) * Reduced(graph, n, shapes),
+                "Conv" => Elements(n.Output[0]) * WeightsPerLeadingIndex(graph, n),
+                "ConvTranspose" => Elements(n.Input[0]) * WeightsPerLeadingIndex(graph, n),
                 _ => Elements(n.Output[0]) * Reduced(graph, n, shapes),
             };
             result.Add((n, macs / samples));
@@ -53,15 +52,11 @@ public static class MacCount
         return result;
     }
 
-    /// <summary>Conv: weight [Cout, Cin/group, k…]: each output element reduces Cin/group × window values.</summary>
-    private static long ReducedPerOutput(OnnxGraph graph, NodeProto n)
-    {
-        var w = WeightShape(graph, n);
-        return w[1..].Aggregate(1L, (a, b) => a * b);
-    }
-
-    /// <summary>ConvTranspose: weight [Cin, Cout/group, k…]: each input element meets Cout/group × window weights.</summary>
-    private static long WeightPerInput(OnnxGraph graph, NodeProto n) => ReducedPerOutput(graph, n);
+    /// <summary>
+    /// The weights behind one index of the weight's first axis: Conv [Cout, Cin/group, k…] reduces Cin/group × window
+    /// values per output element; ConvTranspose [Cin, Cout/group, k…] meets Cout/group × window weights per input element.
+    /// </summary>
+    private static long WeightsPerLeadingIndex(OnnxGraph graph, NodeProto n) => WeightShape(graph, n)[1..].Aggregate(1L, (a, b) => a * b);
 
     /// <summary>Gemm/MatMul: K, the reduced axis of A (Gemm: transA swaps A's two axes).</summary>
     private static long Reduced(OnnxGraph graph, NodeProto n, Dictionary<string, int[]> shapes)

@@ -150,9 +150,9 @@ public static class MultipointStep
             var first = new QuantizedWeight(codes, scales, axis, 0);
             var pairs = _options.Guard == SaturationGuard.PairBound ? new PairConstraint(QdqRewriter.Reduction(node, w.Shape), _options.X86ActivationMax) : null;
             var spec = _options.WeightSpecFor(w.Name);
-            var second = ResidualTerm.Second(w.Values, w.Shape, first, _loss, spec, pairs);
-            var residual = ResidualTerm.Residual(w.Values, w.Shape, first);
             var firstValues = first.Dequantized(w.Shape);
+            var residual = ResidualTerm.Residual(w.Values, firstValues);
+            var second = ResidualTerm.Second(residual, w.Shape, first.Axis, _loss, spec, pairs);
             var secondCodes = (int[])second.Values.Clone();
             var solver = new AdaRoundOptions { Iterations = _options.RoundingIterations };
             var gains = new RowGain[rows.Rows];

@@ -45,6 +45,15 @@ public sealed record RowProblem(float[] Gram, double[] Target, double Constant)
         for (int i = 0; i < w.Length; i++) c += w[i] * r[i];
         return new RowProblem(quantizedGram, t, c);
     }
+
+    /// <summary>e(v) = c − 2·v·t + vᵀGv for weights v, accumulated in double (not clipped: a small negative value is rounding around 0).</summary>
+    public double Error(ReadOnlySpan<float> v)
+    {
+        var g = AdaRound.Multiply(Gram, v);
+        double e = Constant;
+        for (int i = 0; i < v.Length; i++) e += v[i] * (g[i] - 2 * Target[i]);
+        return e;
+    }
 }
 
 /// <summary>
@@ -167,10 +176,7 @@ public static class AdaRound
     {
         var wq = new float[q.Length];
         for (int i = 0; i < q.Length; i++) wq[i] = (float)(s * (double)q[i]);
-        var g = Multiply(problem.Gram, wq);
-        double e = problem.Constant;
-        for (int i = 0; i < q.Length; i++) e += wq[i] * (g[i] - 2 * problem.Target[i]);
-        return Math.Max(0, e);
+        return Math.Max(0, problem.Error(wq));
     }
 
     /// <summary>M·x for a K×K row-major M, in double.</summary>

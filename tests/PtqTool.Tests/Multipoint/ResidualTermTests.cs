@@ -92,8 +92,8 @@ public class ResidualTermTests
         Assert.True(gain.Gain > 0);
         // Term 2's own problem, once term 1 is fixed, gives the same errors for any d.
         var p2 = RowGain.SecondTermProblem(problem, first);
-        Assert.Equal(gain.OneTermError, RowGain.Error(p2, new float[k]), 1e-5 * scale);
-        Assert.Equal(gain.TwoTermError, RowGain.Error(p2, second), 1e-5 * scale);
+        Assert.Equal(gain.OneTermError, p2.Error(new float[k]), 1e-5 * scale);
+        Assert.Equal(gain.TwoTermError, p2.Error(second), 1e-5 * scale);
     }
 
     [Fact]
