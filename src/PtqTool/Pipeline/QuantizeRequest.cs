@@ -98,8 +98,8 @@ public sealed record QuantizeRequest
             throw new PtqException("--avg-bits: measuring each layer's sensitivity needs data: give --calib DIR, --synthetic or --eval DIR");
         if (SensitivitySamples is < 1 or > 100_000) throw new PtqException($"--sensitivity-samples: {SensitivitySamples} must be in 1..100000");
         if (RoundingSamples is < 1 or > 100_000) throw new PtqException($"--rounding-samples: {RoundingSamples} must be in 1..100000");
-        if (Options.Rounding == "adaround" && CalibDir is null && Synthetic is null)
-            throw new PtqException("--rounding adaround: learning each layer's rounding needs samples: give --calib DIR or --synthetic zeroq");
+        if (Options.Rounding != "nearest" && CalibDir is null && Synthetic is null)
+            throw new PtqException($"--rounding {Options.Rounding}: learning the rounding needs samples: give --calib DIR or --synthetic zeroq");
         if (Options.Multipoint > 0 && CalibDir is null && Synthetic is null)
             throw new PtqException("--multipoint: choosing where second terms pay needs samples: give --calib DIR or --synthetic zeroq");
         if (AutoFallback && (EvalDir is null || new[] { MaxDrop, MinSqnr, MinCosine }.All(t => t is null)))

@@ -22,13 +22,24 @@ public static class RoundingStep
     /// <param name="NearestError">Σ_rows ΔᵀGΔ with nearest rounding, per sample.</param>
     /// <param name="Error">The same after learned rounding.</param>
     /// <param name="Changed">Codes that differ from nearest rounding's.</param>
-    public sealed record Layer(string Weight, string Op, int Rows, int K, double NearestError, double Error, long Changed, long Weights, double Seconds, int RestoredPairs);
+    /// <param name="Block">With --rounding brecq, the block the layer was learned in (its errors are then the block's); null when learned alone.</param>
+    public sealed record Layer(string Weight, string Op, int Rows, int K, double NearestError, double Error, long Changed, long Weights, double Seconds, int RestoredPairs, int? Block = null);
 
     /// <param name="Target">What the layer output is fitted to: fp32 (the FP32 layer's output) or quantized (W x̃ on the quantized inputs).</param>
-    public sealed record Result(string Method, string Target, int Iterations, int Samples, IReadOnlyList<Layer> Layers, IReadOnlyList<string> Kept, double Seconds)
+    /// <param name="Blocks">With --rounding brecq, every block of the partition (those learned layer by layer say why).</param>
+    /// <param name="OutputCheck">With --rounding brecq, the model output error of the block codes vs per-layer AdaRound's, and which were kept.</param>
+    public sealed record Result(string Method, string Target, int Iterations, int Samples, IReadOnlyList<Layer> Layers, IReadOnlyList<string> Kept, double Seconds,
+        IReadOnlyList<BlockReconstructionStep.BlockOutcome>? Blocks = null, BlockReconstructionStep.OutputCheck? OutputCheck = null)
     {
-        /// <summary>Σ of the layers' errors after learned rounding over Σ of nearest rounding's.</summary>
-        public double ErrorRatio => Layers.Sum(l => l.Error) / Math.Max(1e-30, Layers.Sum(l => l.NearestError));
+        /// <summary>Σ of the errors after learned rounding over Σ of nearest rounding's, each block's counted once.</summary>
+        public double ErrorRatio
+        {
+            get
+            {
+                var units = Layers.GroupBy(l => l.Block is int b ? $"block {b}" : "layer " + l.Weight).Select(g => g.First()).ToList();
+                return units.Sum(l => l.Error) / Math.Max(1e-30, units.Sum(l => l.NearestError));
+            }
+        }
     }
 
     /// <summary>One planned weight with its float values and its node's data input, taken before the rewrite replaces them.</summary>
@@ -40,7 +51,7 @@ public static class RoundingStep
     /// <summary>What learned rounding and multipoint weights need from the model before the rewrite; null when neither is asked for.</summary>
     public static Inputs? Capture(PreparedModel model, QuantizationOptions options)
     {
-        if (options.Rounding != "adaround" && options.Multipoint <= 0) return null;
+        if (options.Rounding == "nearest" && options.Multipoint <= 0) return null;
         var graph = model.Folded;
         var position = new Dictionary<NodeProto, int>(ReferenceEqualityComparer.Instance);
         for (int i = 0; i < graph.Graph.Node.Count; i++) position[graph.Graph.Node[i]] = i;
@@ -63,8 +74,6 @@ public static class RoundingStep
     {
         var total = Stopwatch.StartNew();
         var weights = inputs.Weights;
-        bool asymmetric = options.RoundingTarget == "fp32";
-        var solver = new AdaRoundOptions { Iterations = options.RoundingIterations };
         var layers = new List<Layer>();
         var kept = new List<string>();
         int samples = batches.Sum(b => b.Batch);
@@ -72,47 +81,62 @@ public static class RoundingStep
         for (int i = 0; i < weights.Count; i++)
         {
             var w = weights[i];
-            var rows = WeightRows.Of(w.Use.Node, w.Use.InputIndex, w.Shape);
-            var dq = quantized.Producer(w.Use.Node.Input[w.Use.InputIndex]);
-            if (rows is null || dq is not { OpType: "DequantizeLinear" })
-            {
-                kept.Add(w.Name);
-                progress.Report(i + 1);
-                continue;
-            }
-            var clock = Stopwatch.StartNew();
-            var grams = CollectGrams(inputs.Reference, w, quantized, rows, batches, runner, budgetBytes);
-            var codes = Codes.Read(quantized.Initializer(dq.Input[0])!, out int offset);
-            var scales = quantized.InitializerFloats(dq.Input[1]);
-            var range = options.WeightSpecFor(w.Name).Range;
-            var outcomes = new RowRounding[rows.Rows];
-            Parallel.For(0, rows.Rows, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, runner.Threads > 0 ? runner.Threads : Environment.ProcessorCount) }, r =>
-            {
-                float s = scales[scales.Length == 1 ? 0 : r];
-                // The rewrite's codes (pair-bounded where the target needs it) are the baseline to beat and the fallback.
-                var weightsOfRow = rows.Row(w.Values, r);
-                outcomes[r] = AdaRound.Row(weightsOfRow, s, range, Problem(weightsOfRow, grams[rows.GroupOf(r)], asymmetric), solver, rows.Row(codes, r));
-            });
-            int restored = 0;
-            var learned = new int[codes.Length];
-            for (int r = 0; r < rows.Rows; r++)
-                for (int k = 0; k < rows.K; k++) learned[rows.Index(r, k)] = outcomes[r].Codes[k];
-            if (options.Guard == SaturationGuard.PairBound)
-            {
-                var layout = QdqRewriter.Reduction(w.Use.Node, w.Shape);
-                if (!layout.AccumulatesExactlyOnX86) restored = PairBound.Restore(layout, learned, codes, options.X86ActivationMax);
-            }
-            quantized.ReplaceInitializer(Codes.Write(quantized.Initializer(dq.Input[0])!, learned, offset));
-            long changed = learned.Zip(codes).LongCount(p => p.First != p.Second);
-            double before = outcomes.Sum(o => o.NearestError) / samples;
-            double after = (restored == 0 ? outcomes.Sum(o => o.Error) : LayerError(w.Values, learned, scales, rows, grams, asymmetric)) / samples;
-            layers.Add(new Layer(w.Name, w.Use.Node.OpType, rows.Rows, rows.K, before, after, changed, w.Values.Length, clock.Elapsed.TotalSeconds, restored));
-            afterLayer?.Invoke(w, grams);
+            if (LearnLayer(inputs.Reference, w, quantized, options, batches, runner, budgetBytes, afterLayer) is { } layer) layers.Add(layer);
+            else kept.Add(w.Name);
             progress.Report(i + 1);
             MemoryUse.Release();   // the layer's three sessions are gone: give their memory back before the next
         }
         progress.Finish();
         return new Result("adaround", options.RoundingTarget, options.RoundingIterations, samples, layers, kept, total.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>Whether learned rounding can handle a weight: a Conv/Gemm/MatMul weight with rows, behind its DequantizeLinear.</summary>
+    internal static bool Learnable(Weight w, OnnxGraph quantized, out WeightRows rows, out NodeProto dq)
+    {
+        rows = WeightRows.Of(w.Use.Node, w.Use.InputIndex, w.Shape)!;
+        dq = quantized.Producer(w.Use.Node.Input[w.Use.InputIndex])!;
+        return rows is not null && dq is { OpType: "DequantizeLinear" };
+    }
+
+    /// <summary>AdaRound on one layer, its codes written into <paramref name="quantized"/>; null for a weight it does not handle.</summary>
+    internal static Layer? LearnLayer(ModelProto reference, Weight w, OnnxGraph quantized, QuantizationOptions options, IReadOnlyList<FloatTensor> batches,
+        RunnerOptions runner, long budgetBytes, Action<Weight, GroupGrams[]>? afterLayer = null)
+    {
+        if (!Learnable(w, quantized, out var rows, out var dq)) return null;
+        bool asymmetric = options.RoundingTarget == "fp32";
+        var solver = new AdaRoundOptions { Iterations = options.RoundingIterations };
+        int samples = batches.Sum(b => b.Batch);
+        var clock = Stopwatch.StartNew();
+        var grams = CollectGrams(reference, w, quantized, rows, batches, runner, budgetBytes);
+        var codes = Codes.Read(quantized.Initializer(dq.Input[0])!, out int offset);
+        var scales = quantized.InitializerFloats(dq.Input[1]);
+        var range = options.WeightSpecFor(w.Name).Range;
+        var outcomes = new RowRounding[rows.Rows];
+        Parallel.For(0, rows.Rows, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, runner.Threads > 0 ? runner.Threads : Environment.ProcessorCount) }, r =>
+        {
+            float s = scales[scales.Length == 1 ? 0 : r];
+            // The rewrite's codes (pair-bounded where the target needs it) are the baseline to beat and the fallback.
+            var weightsOfRow = rows.Row(w.Values, r);
+            outcomes[r] = AdaRound.Row(weightsOfRow, s, range, Problem(weightsOfRow, grams[rows.GroupOf(r)], asymmetric), solver, rows.Row(codes, r));
+        });
+        var learned = new int[codes.Length];
+        for (int r = 0; r < rows.Rows; r++)
+            for (int k = 0; k < rows.K; k++) learned[rows.Index(r, k)] = outcomes[r].Codes[k];
+        int restored = RestorePairs(w, options, learned, codes);
+        quantized.ReplaceInitializer(Codes.Write(quantized.Initializer(dq.Input[0])!, learned, offset));
+        long changed = learned.Zip(codes).LongCount(p => p.First != p.Second);
+        double before = outcomes.Sum(o => o.NearestError) / samples;
+        double after = (restored == 0 ? outcomes.Sum(o => o.Error) : LayerError(w.Values, learned, scales, rows, grams, asymmetric)) / samples;
+        afterLayer?.Invoke(w, grams);
+        return new Layer(w.Name, w.Use.Node.OpType, rows.Rows, rows.K, before, after, changed, w.Values.Length, clock.Elapsed.TotalSeconds, restored);
+    }
+
+    /// <summary>On the AVX2 target, puts the pair-bounded codes back where learned codes would push an x86 int16 pair over its bound.</summary>
+    internal static int RestorePairs(Weight w, QuantizationOptions options, int[] learned, int[] baseline)
+    {
+        if (options.Guard != SaturationGuard.PairBound) return 0;
+        var layout = QdqRewriter.Reduction(w.Use.Node, w.Shape);
+        return layout.AccumulatesExactlyOnX86 ? 0 : PairBound.Restore(layout, learned, baseline, options.X86ActivationMax);
     }
 
     /// <summary>The weight SQNR of every captured weight from the codes now in the graph (the rest as they were).</summary>

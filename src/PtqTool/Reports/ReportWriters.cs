@@ -238,9 +238,40 @@ public static class ReportWriters
             w.WriteNumber("weights", l.Weights);
             w.WriteNumber("restored_pairs", l.RestoredPairs);
             w.WriteNumber("seconds", l.Seconds);
+            if (l.Block is int b) w.WriteNumber("block", b); else w.WriteNull("block");
             w.WriteEndObject();
         }
         w.WriteEndArray();
+        if (r.Blocks is null) w.WriteNull("blocks");
+        else
+        {
+            w.WriteStartArray("blocks");
+            foreach (var b in r.Blocks)
+            {
+                w.WriteStartObject();
+                w.WriteNumber("index", b.Index);
+                w.WriteString("input", b.Input);
+                w.WriteString("output", b.Output);
+                w.WriteNumber("layers", b.Layers);
+                w.WriteString("method", b.Method);
+                w.WriteNumber("nearest_error", b.NearestError);
+                w.WriteNumber("adaround_error", b.LayerwiseError);
+                w.WriteNumber("error", b.Error);
+                w.WriteNumber("seconds", b.Seconds);
+                w.WriteString("note", b.Reason);
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+        }
+        if (r.OutputCheck is not { } check) w.WriteNull("output_check");
+        else
+        {
+            w.WriteStartObject("output_check");
+            w.WriteNumber("adaround_error", check.AdaRoundError);
+            w.WriteNumber("brecq_error", check.BrecqError);
+            w.WriteString("kept", check.Kept);
+            w.WriteEndObject();
+        }
         w.WriteStartArray("kept_nearest");
         foreach (var k in r.Kept) w.WriteStringValue(k);
         w.WriteEndArray();
@@ -249,8 +280,11 @@ public static class ReportWriters
 
     /// <summary>One line on learned rounding, or null with nearest rounding.</summary>
     public static string? RoundingText(QuantizationReport r) => r.Rounding is not { } ro ? null :
-        $"rounding {ro.Method} (fit to the {ro.Target} layer outputs, {ro.Iterations} iterations, {ro.Samples} samples): {ro.Layers.Count} layer(s) in {Format.F(ro.Seconds, 1)} s, "
-        + $"layer output error {Format.F(100 * ro.ErrorRatio, 1)} % of nearest rounding's, "
+        $"rounding {ro.Method} (fit to the {ro.Target} {(ro.Blocks is null ? "layer" : "block")} outputs, {ro.Iterations} iterations, {ro.Samples} samples): "
+        + (ro.Blocks is { } blocks ? $"{blocks.Count(b => b.Method == "brecq")} block(s) jointly, {blocks.Count(b => b.Method != "brecq")} layer by layer, " : "")
+        + (ro.OutputCheck is { } check ? $"kept {check.Kept} (model output error {Format.F(check.BrecqError, 4)} with blocks vs {Format.F(check.AdaRoundError, 4)} per layer), " : "")
+        + $"{ro.Layers.Count} layer(s) in {Format.F(ro.Seconds, 1)} s, "
+        + $"{(ro.Blocks is null ? "layer" : "block")} output error {Format.F(100 * ro.ErrorRatio, 1)} % of nearest rounding's, "
         + $"{ro.Layers.Sum(l => l.Changed)} of {ro.Layers.Sum(l => l.Weights)} codes changed{(ro.Kept.Count > 0 ? $"; {ro.Kept.Count} weight(s) kept nearest" : "")}";
 
     /// <summary>`multipoint`: null without --multipoint; else the budget, the MACs and what each layer got.</summary>

@@ -37,14 +37,14 @@ public sealed record QuantizationOptions
     /// whose small padded feature maps break the correction's no-padding assumption (docs/results.md).
     /// </summary>
     public bool BiasCorrection { get; init; }
-    /// <summary>How weights are rounded to their codes: nearest, or adaround (learned per layer on calibration data; docs/rounding.md).</summary>
+    /// <summary>How weights are rounded to their codes: nearest, adaround (learned per layer on calibration data) or brecq (learned per block); docs/rounding.md.</summary>
     public string Rounding { get; init; } = "nearest";
     /// <summary>
     /// What learned rounding fits each layer's output to: fp32 (the FP32 layer on FP32 inputs: W x ≈ W̃ x̃, the paper's
     /// asymmetric reconstruction, which also absorbs the error of the layers before) or quantized (W x̃ ≈ W̃ x̃).
     /// </summary>
     public string RoundingTarget { get; init; } = "fp32";
-    /// <summary>Optimizer iterations per layer for --rounding adaround.</summary>
+    /// <summary>Optimizer iterations per layer (--rounding adaround) or per block (--rounding brecq).</summary>
     public int RoundingIterations { get; init; } = PtqTool.Rounding.AdaRound.DefaultIterations;
     /// <summary>
     /// Multipoint weights: the fraction of the model's multiply-adds (per sample) that second weight terms may add, spent
@@ -97,12 +97,16 @@ public sealed record QuantizationOptions
         if (WeightBits is < 2 or > 8) throw new PtqException($"--weight-bits: {WeightBits} is out of range (2..8)");
         foreach (var (name, bits) in LayerWeightBits)
             if (bits is < 2 or > 8) throw new PtqException($"weight '{name}': {bits} bits is out of range (2..8)");
-        if (Rounding is not ("nearest" or "adaround"))
-            throw new PtqException($"--rounding: '{Rounding}' is not nearest or adaround{(Rounding == "brecq" ? " (block reconstruction is not built yet: docs/rounding.md)" : "")}");
+        if (Rounding is not ("nearest" or "adaround" or "brecq"))
+            throw new PtqException($"--rounding: '{Rounding}' is not nearest, adaround or brecq");
         if (RoundingTarget is not ("fp32" or "quantized")) throw new PtqException($"--rounding-target: '{RoundingTarget}' is not fp32 or quantized");
         if (RoundingIterations is < 1 or > 1_000_000) throw new PtqException($"--rounding-iterations: {RoundingIterations} must be in 1..1000000");
-        if (Rounding == "adaround" && BiasCorrection)
-            throw new PtqException("--bias-correction with --rounding adaround: learned rounding already fits each layer's output, mean included; give one");
+        if (Rounding != "nearest" && BiasCorrection)
+            throw new PtqException($"--bias-correction with --rounding {Rounding}: learned rounding already fits each layer's output, mean included; give one");
+        if (Rounding == "brecq" && RoundingTarget != "fp32")
+            throw new PtqException("--rounding-target quantized with --rounding brecq: block reconstruction fits the FP32 block output; use --rounding adaround for the other target");
+        if (Rounding == "brecq" && Multipoint > 0)
+            throw new PtqException("--multipoint with --rounding brecq: second terms are learned with per-layer rounding only; use --rounding adaround");
         if (!(Multipoint >= 0 && Multipoint <= 1)) throw new PtqException($"--multipoint: {Multipoint} must be a fraction of the model's multiply-adds in [0, 1]");
         if (Multipoint > 0 && ActivationBits != 8)
             throw new PtqException($"--multipoint with --activation-bits {ActivationBits}: second weight terms are added on 8-bit activations only");

@@ -70,8 +70,8 @@ public sealed record RowProblem(float[] Gram, double[] Target, double Constant)
 public static class AdaRound
 {
     public const int DefaultIterations = 1000;
-    private const double Zeta = 1.1, Gamma = -0.1;
-    private const double Beta1 = 0.9, Beta2 = 0.999, Epsilon = 1e-8;
+    internal const double Zeta = 1.1, Gamma = -0.1;
+    internal const double Beta1 = 0.9, Beta2 = 0.999, Epsilon = 1e-8;
 
     /// <param name="gram">G, K×K row-major and symmetric: the problem with the same inputs on both sides.</param>
     public static RowRounding Row(ReadOnlySpan<float> w, float s, IntegerRange range, float[] gram, AdaRoundOptions o) =>

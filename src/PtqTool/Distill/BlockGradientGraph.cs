@@ -1,0 +1,135 @@
+using PtqTool.Onnx;
+using PtqTool.Onnx.Proto;
+
+namespace PtqTool.Distill;
+
+/// <summary>
+/// A block's reconstruction objective as one ONNX model: inputs are the block's input x̃, the target y (the FP32 model's
+/// block output) and each learned weight W̃ₗ; outputs are the loss ‖f(x̃; W̃) − y‖² summed over the batch and its
+/// gradient with respect to every W̃ₗ, in <see cref="WeightGradients"/> order.
+/// </summary>
+public sealed record BlockGraph(ModelProto Model, string Input, string Target, string Loss, IReadOnlyList<string> Weights, IReadOnlyList<string> WeightGradients, int[] InputShape, int[] OutputShape);
+
+/// <summary>
+/// Builds <see cref="BlockGraph"/>s: the block's nodes copied from the float model with the learned weights turned into
+/// graph inputs, the squared error against the target, and reverse-mode differentiation with respect to the weights
+/// (<see cref="ReverseMode"/>, the same backward rules as the ZeroQ graph), so ONNX Runtime computes loss and weight
+/// gradients of a whole block (Relus, skip Adds, pools and all) in one run.
+/// </summary>
+public static class BlockGradientGraph
+{
+    public const string TargetName = "ptq_block_target", LossName = "ptq_block_loss";
+
+    /// <param name="model">The float model the block's nodes and constants come from.</param>
+    /// <param name="nodes">The block's nodes in topological order; they read only <paramref name="input"/> and constants from outside.</param>
+    /// <param name="output">The block's output tensor (its loss is taken there).</param>
+    /// <param name="weights">The weights learned, initializers of <paramref name="model"/> read by block nodes.</param>
+    /// <param name="inputShape">The input's full shape, batch included: the graph is built for it.</param>
+    public static BlockGraph Build(ModelProto model, IReadOnlyList<NodeProto> nodes, string input, string output, IReadOnlyList<string> weights, int[] inputShape)
+    {
+        var source = new OnnxGraph(model);
+        var graph = new OnnxGraph(new ModelProto
+        {
+            IrVersion = Math.Max(model.IrVersion, 8),
+            ProducerName = "ptq-brecq",
+            Graph = new GraphProto { Name = "block_gradient" },
+        });
+        graph.Model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = Math.Max(source.OpsetVersion(), 13) });
+        var learned = new HashSet<string>(weights, StringComparer.Ordinal);
+        var produced = new HashSet<string>(nodes.SelectMany(n => n.Output), StringComparer.Ordinal);
+        AddInput(graph, input, inputShape);
+        foreach (var w in weights)
+            AddInput(graph, w, TensorData.Shape(source.Initializer(w) ?? throw new PtqException($"block weight '{w}' is not an initializer")));
+        var copied = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var n in nodes)
+            foreach (var i in n.Input)
+            {
+                if (i.Length == 0 || i == input || learned.Contains(i) || produced.Contains(i) || !copied.Add(i)) continue;
+                var value = source.ConstantValue(i) ?? throw new PtqException($"block node '{n.Name}' reads '{i}', which is neither the block input nor a constant");
+                var t = value.Clone();
+                t.Name = i;
+                graph.AddInitializer(t);
+            }
+        var copies = nodes.Select(n => n.Clone()).ToList();
+        foreach (var n in copies) graph.AddNode(n);
+
+        var integer = IntegerTensors(graph, copies);
+        var shapes = ForwardShapes(graph.Model, copies, integer, input, inputShape, weights.Select(w => TensorData.Shape(source.Initializer(w)!)).ToArray());
+        foreach (var t in graph.Graph.Initializer) shapes[t.Name] = TensorData.Shape(t);
+        int[] outputShape = shapes.TryGetValue(output, out var os) ? os : throw new PtqException($"block output '{output}' is not produced by the block");
+        AddInput(graph, TargetName, outputShape);
+        var context = new GradientContext(graph, shapes);
+        string difference = context.Op("Sub", [output, TargetName]);
+        string loss = context.Op("ReduceSum", [context.Op("Mul", [difference, difference])], NodeAttributes.Int("keepdims", 0));
+        graph.AddNode(NodeAttributes.Node("Identity", graph.UniqueName("loss_out"), [loss], [LossName]));
+        graph.AddOutput(LossName);
+
+        var gradients = new Dictionary<string, List<string>>(StringComparer.Ordinal);
+        ReverseMode.Accumulate(gradients, output, context.Op("Mul", [difference, context.Scalar(2)]));
+        var dependent = ReverseMode.Dependents(copies, weights);
+        ReverseMode.Run(copies, gradients, context, t => dependent.Contains(t) && !integer.Contains(t));
+        var names = new List<string>();
+        foreach (var w in weights)
+        {
+            string name = graph.UniqueName("ptq_gradient_" + w);
+            string g = gradients.TryGetValue(w, out var parts)
+                ? ReverseMode.Sum(context, parts)
+                : context.Floats(new float[shapes[w].Aggregate(1, (a, b) => a * b)], shapes[w]);
+            graph.AddNode(NodeAttributes.Node("Identity", graph.UniqueName("gradient_out"), [g], [name]));
+            graph.AddOutput(name);
+            names.Add(name);
+        }
+        graph.SortNodes();
+        return new BlockGraph(graph.Model, input, TargetName, LossName, weights, names, inputShape, outputShape);
+    }
+
+    private static void AddInput(OnnxGraph graph, string name, int[] shape)
+    {
+        var dims = new TensorShapeProto();
+        foreach (int d in shape) dims.Dim.Add(new TensorShapeProto.Types.Dimension { DimValue = d });
+        graph.Graph.Input.Add(new ValueInfoProto
+        {
+            Name = name,
+            Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = ElementType.Float, Shape = dims } },
+        });
+    }
+
+    /// <summary>
+    /// The tensors of the block that hold integers or booleans (shape arithmetic an exporter left in the graph: Shape,
+    /// Cast to an integer, comparisons, and what is computed from their first input onwards): no gradient flows there.
+    /// </summary>
+    private static HashSet<string> IntegerTensors(OnnxGraph graph, List<NodeProto> forward)
+    {
+        var integer = new HashSet<string>(graph.Graph.Initializer.Where(t => t.DataType != ElementType.Float).Select(t => t.Name), StringComparer.Ordinal);
+        foreach (var n in forward)
+        {
+            bool isInteger = n.OpType switch
+            {
+                "Shape" or "Size" or "NonZero" or "ArgMax" or "ArgMin" or "Equal" or "Less" or "Greater" or "LessOrEqual" or "GreaterOrEqual" or "Not" or "And" or "Or" => true,
+                "Cast" => NodeAttributes.GetInt(n, "to", ElementType.Float) != ElementType.Float,
+                "Constant" => n.Attribute.FirstOrDefault(a => a.Name == "value")?.T is { } t && t.DataType != ElementType.Float,
+                _ => n.Input.FirstOrDefault(i => i.Length > 0) is { } first && integer.Contains(first),
+            };
+            if (isInteger) foreach (var o in n.Output) integer.Add(o);
+        }
+        return integer;
+    }
+
+    /// <summary>Static shapes of every float tensor the forward nodes produce, from one run on zeros.</summary>
+    private static Dictionary<string, int[]> ForwardShapes(ModelProto model, List<NodeProto> forward, HashSet<string> integer, string input, int[] inputShape, int[][] weightShapes)
+    {
+        var probe = new OnnxGraph(model.Clone());
+        var names = forward.SelectMany(n => n.OpType == "Split" ? n.Output : n.Output.Take(1)).Where(o => o.Length > 0 && !integer.Contains(o)).Distinct().ToList();
+        foreach (var t in names) probe.AddOutput(t);
+        using var runner = OrtRunner.FromModel(probe.Model, new RunnerOptions { Optimization = Microsoft.ML.OnnxRuntime.GraphOptimizationLevel.ORT_DISABLE_ALL }, "block forward");
+        var feeds = new Dictionary<string, FloatTensor> { [input] = Zeros(inputShape) };
+        var inputs = probe.Graph.Input.Skip(1).Select(i => i.Name).ToList();
+        for (int i = 0; i < inputs.Count; i++) feeds[inputs[i]] = Zeros(weightShapes[i]);
+        var shapes = runner.Run(feeds, names).ToDictionary(kv => kv.Key, kv => kv.Value.Shape, StringComparer.Ordinal);
+        shapes[input] = inputShape;
+        foreach (var (name, shape) in inputs.Zip(weightShapes)) shapes[name] = shape;
+        return shapes;
+    }
+
+    private static FloatTensor Zeros(int[] shape) => new(new float[shape.Aggregate(1, (a, b) => a * b)], shape);
+}

@@ -1,0 +1,72 @@
+using System.Text.Json.Nodes;
+using PtqTool.Onnx;
+using PtqTool.Onnx.Proto;
+using PtqTool.Tests.Cli;
+
+namespace PtqTool.Tests.Pipeline;
+
+/// <summary>`ptq quantize --rounding brecq` end to end on the bundled ResNet (residual blocks learned jointly).</summary>
+public class BlockReconstructionTests
+{
+    private static (ModelProto Model, JsonNode Report, byte[] Bytes) Quantize(string dir, string name, params string[] extra) =>
+        CliRunner.Quantize(dir, name, [Repo.Model("fmnist_resnet"), "--weight-bits", "4", "--eval", Repo.EvalDir, "--eval-limit", "64", "--rounding-samples", "64", "--rounding-iterations", "60", .. extra]);
+
+    [Fact]
+    public void Residual_blocks_are_learned_jointly_only_codes_change_by_one_step_and_no_block_gets_worse()
+    {
+        string dir = Repo.TempDir();
+        var (nearest, _, _) = Quantize(dir, "nearest", "--calib", Repo.CalibDir, "--limit", "64");
+        var (learned, report, _) = Quantize(dir, "brecq", "--calib", Repo.CalibDir, "--limit", "64", "--rounding", "brecq");
+        var rounding = report["rounding"]!;
+        Assert.Equal("brecq", rounding["method"]!.GetValue<string>());
+        var layers = rounding["layers"]!.AsArray();
+        var blocks = rounding["blocks"]!.AsArray();
+        Assert.Equal(9, layers.Count);   // eight Conv and the Gemm
+        // stem | block1 (2 Conv) | block2 (2 Conv + projection) | depthwise-separable block (2 Conv) | Gemm
+        Assert.Equal([1, 2, 3, 2, 1], blocks.Select(b => b!["layers"]!.GetValue<int>()));
+        Assert.All(blocks, b => Assert.Equal("brecq", b!["method"]!.GetValue<string>()));
+        Assert.Equal("logits", blocks[^1]!["output"]!.GetValue<string>());
+        // The model keeps the block codes or per-layer AdaRound's, whichever reproduces the FP32 output better.
+        var check = rounding["output_check"]!;
+        string kept = check["kept"]!.GetValue<string>();
+        double brecqError = check["brecq_error"]!.GetValue<double>(), adaroundError = check["adaround_error"]!.GetValue<double>();
+        Assert.True(kept == "brecq" ? brecqError <= adaroundError : adaroundError < brecqError, $"kept {kept}: {brecqError} (brecq) vs {adaroundError} (adaround)");
+        Assert.All(layers, l => Assert.Equal(kept == "brecq", l!["block"] is not null));
+        foreach (var b in blocks)
+        {
+            double error = b!["error"]!.GetValue<double>();
+            Assert.True(error <= b["nearest_error"]!.GetValue<double>() && error <= b["adaround_error"]!.GetValue<double>(),
+                $"block {b["index"]}: {error} vs nearest {b["nearest_error"]}, per-layer {b["adaround_error"]}");
+        }
+        Assert.True(blocks.Sum(b => b!["error"]!.GetValue<double>()) < 0.8 * blocks.Sum(b => b!["nearest_error"]!.GetValue<double>()));
+
+        long changed = LearnedCodes.AssertOnlyCodesMoveByOneStep(nearest, learned, layers.Select(l => l!["weight"]!.GetValue<string>()), 7);
+        Assert.Equal(layers.Sum(l => l!["changed_codes"]!.GetValue<long>()), changed);
+        Assert.True(changed > 0);
+        Assert.Equal("brecq (60 iterations per block, fit to fp32 outputs)", new OnnxGraph(learned).Model.MetadataProps.First(p => p.Key == "ptq.rounding").Value);
+    }
+
+    [Fact]
+    public void Data_free_block_reconstruction_gives_the_same_bytes_twice()
+    {
+        string dir = Repo.TempDir();
+        string[] options = ["--synthetic", "gaussian", "--count", "32", "--seed", "2", "--rounding", "brecq"];
+        var (_, _, first) = Quantize(dir, "one", options);
+        var (_, _, second) = Quantize(dir, "two", options);
+        Assert.Equal(first, second);
+    }
+
+    [Theory]
+    [InlineData("--rounding-target", "quantized")]
+    [InlineData("--multipoint", "0.05")]
+    [InlineData("--bias-correction", null)]
+    public void Options_it_does_not_combine_with_are_refused_naming_them(string option, string? value)
+    {
+        string dir = Repo.TempDir();
+        string[] extra = value is null ? [option] : [option, value];
+        var (code, _, err) = CliRunner.Run(["quantize", Repo.Model("fmnist_cnn"), "--calib", Repo.CalibDir, "--rounding", "brecq", .. extra, "--out", Path.Combine(dir, "x.onnx"), "--quiet"]);
+        Assert.Equal(2, code);
+        Assert.Contains(option, err);
+        Assert.False(File.Exists(Path.Combine(dir, "x.onnx")));
+    }
+}
