@@ -7,7 +7,7 @@ out = sys.argv[1]
 print("| model | weights | data | rounding | top-1 (change vs FP32) | agreement | output SQNR | output error vs nearest | rounding time | eval images | run wall / peak RSS |")
 print("|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
 cpu = None
-for model in ["fmnist_cnn", "fmnist_resnet", "ppocr_cls"]:
+for model in ["fmnist_cnn", "fmnist_resnet", "ppocr_cls", "ppocr_cls1k"]:
     for w in ["w8", "w4", "w3", "mixed45"]:
         for data in ["", "-zeroq"]:
             for rounding in ["nearest", "adaround", "adaround-qtarget", "brecq"]:

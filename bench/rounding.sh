@@ -40,6 +40,10 @@ if [ -z "${SKIP_PPOCR:-}" ]; then
     run ppocr_cls.w$w-adaround $d/cls-eval $cls --calib $d/cls-calib --weight-bits $w --rounding adaround
   done
   run ppocr_cls.w4-brecq $d/cls-eval $cls --calib $d/cls-calib --weight-bits 4 --rounding brecq
+  # The same three on 1,024 rendered calibration lines (all of them the rounding samples).
+  for r in nearest adaround brecq; do
+    run ppocr_cls1k.w4-$r $d/cls-eval $cls --calib $d/cls-calib-1k --weight-bits 4 --rounding $r --rounding-samples 1024
+  done
   run ppocr_cls.w4-adaround-qtarget $d/cls-eval $cls --calib $d/cls-calib --weight-bits 4 --rounding adaround --rounding-target quantized
   for r in nearest adaround; do
     run ppocr_cls.mixed45-$r $d/cls-eval $cls --calib $d/cls-calib --avg-bits 4.5 --rounding $r

@@ -22,3 +22,5 @@ if [ ! -d "$out/data/cls-eval" ]; then
   $tool render-rec "$out/data/rec-calib" 128 $font 4
   $tool render-rec "$out/data/rec-eval" 200 $font 6
 fi
+# 1,024 classifier lines for block reconstruction (docs/rounding.md: BRECQ needs about a thousand samples).
+[ -d "$out/data/cls-calib-1k" ] || $tool render-cls "$out/data/cls-calib-1k" 1024 $font 7

@@ -44,7 +44,7 @@ public sealed class QuantizationOptionSet(OptionScope scope = OptionScope.Quanti
     public Option<string> Rounding { get; } = new("--rounding") { Description = "Weight rounding: nearest (default), adaround (learned per layer on calibration data) or brecq (learned per block: residual blocks jointly); docs/rounding.md", DefaultValueFactory = _ => "nearest" };
     public Option<string> RoundingTarget { get; } = new("--rounding-target") { Description = "What --rounding adaround fits each layer to: fp32 (the FP32 layer's output, default) or quantized (the layer on its quantized inputs)", DefaultValueFactory = _ => "fp32" };
     public Option<int> RoundingIterations { get; } = new("--rounding-iterations") { Description = "Learned-rounding optimizer iterations per layer (adaround) or per block (brecq)", DefaultValueFactory = _ => PtqTool.Rounding.AdaRound.DefaultIterations };
-    public Option<int> RoundingSamples { get; } = new("--rounding-samples") { Description = "Calibration samples the layers' (blocks') inputs are collected on for --rounding adaround/brecq", DefaultValueFactory = _ => RoundingStep.DefaultSamples };
+    public Option<int?> RoundingSamples { get; } = new("--rounding-samples") { Description = $"Calibration samples the layers' (blocks') inputs are collected on for --rounding adaround/brecq (default {RoundingStep.DefaultSamples}; {RoundingStep.DefaultBlockSamples} with brecq)" };
     public Option<double> Multipoint { get; } = new("--multipoint") { Description = "Multipoint weights: second low-bit terms for the output channels that gain most, within this fraction of the model's multiply-adds (0..1; docs/multipoint.md)", DefaultValueFactory = _ => 0 };
     public Option<string> MultipointForm { get; } = new("--multipoint-form") { Description = "How second terms run: auto (per layer, the form with fewer multiply-adds; default), scatter (a branch over the chosen channels only, placed by a one-hot 1x1 conv) or padded (a branch over whole layers)", DefaultValueFactory = _ => "auto" };
     public Option<string> Target { get; } = new("--target") { Description = "CPU the model is for: auto (this one), x86-vnni, x86-avx2, arm64, portable (docs/cpu-targets.md)", DefaultValueFactory = _ => "auto" };
@@ -117,7 +117,7 @@ public sealed class QuantizationOptionSet(OptionScope scope = OptionScope.Quanti
             Batch = Get(parse, Batch, 32),
             Strict = Get(parse, Strict, false),
             MemoryBudgetMiB = Get(parse, MemoryBudget, 256),
-            RoundingSamples = Get(parse, RoundingSamples, RoundingStep.DefaultSamples),
+            RoundingSamples = Get(parse, RoundingSamples, null),
             Threads = parse.GetValue(Threads),
         };
     }

@@ -23,7 +23,7 @@ public static class StatisticsCollector
         var stats = new ActivationStatistics(modelSha256);
         foreach (var t in tensors) stats.Tensors[t] = new Histogram();
         var channels = new HashSet<string>(channelTensors ?? [], StringComparer.Ordinal);
-        // Runs alternate with histogram work on this thread: a spinning intra-op thread would only take a core from it.
+        // Runs overlap with histogram work on a worker: a spinning intra-op thread would only take a core from it.
         var options = (runnerOptions ?? new RunnerOptions()) with { Spinning = false };
         void Observe(string t, ReadOnlySpan<float> data, int[] shape)
         {
@@ -35,6 +35,7 @@ public static class StatisticsCollector
             }
         }
 
+        var overlap = new Overlap(Observe);
         var full = OrtRunner.FromModel(OutputGroups.Augment(model, names), options, "augmented calibration model");
         OutputGroups? plan = null;
         try
@@ -42,11 +43,12 @@ public static class StatisticsCollector
             long seen = 0;
             foreach (var batch in batches(0))
             {
-                plan ??= OutputGroups.Plan(full, batch.Input, names, batch.Input.Batch, budgetBytes);
+                plan ??= OutputGroups.Plan(full, batch.Input, names, batch.Input.Batch, budgetBytes / 2);
                 if (plan.SeparateSessions) break;
-                foreach (var piece in OutputGroups.Pieces(batch.Input, plan.Groups[0].MaxBatch)) full.Visit(piece, names, Observe);
+                foreach (var piece in OutputGroups.Pieces(batch.Input, plan.Groups[0].MaxBatch)) overlap.Run(full, piece, names);
                 seen += batch.Input.Batch;
             }
+            overlap.Finish();
             if (plan is { SeparateSessions: true })
             {
                 full.Dispose();
@@ -56,11 +58,14 @@ public static class StatisticsCollector
                 {
                     var group = plan.Groups[g];
                     using (var runner = OrtRunner.FromModel(OutputGroups.Augment(model, group.Tensors), options, "augmented calibration model"))
+                    {
                         foreach (var batch in batches(g))
                         {
-                            foreach (var piece in OutputGroups.Pieces(batch.Input, group.MaxBatch)) runner.Visit(piece, group.Tensors, Observe);
+                            foreach (var piece in OutputGroups.Pieces(batch.Input, group.MaxBatch)) overlap.Run(runner, piece, group.Tensors);
                             if (g == 0) seen += batch.Input.Batch;
                         }
+                        overlap.Finish();
+                    }
                     release?.Invoke();
                 }
             }
@@ -69,7 +74,40 @@ public static class StatisticsCollector
         }
         finally
         {
+            overlap.Abandon();
             full?.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Bins batch k on a worker while ONNX Runtime runs batch k + 1: at most two batches of outputs are alive (the plan
+    /// takes half the budget for each), and batches are binned one at a time, in order.
+    /// </summary>
+    private sealed class Overlap(Action<string, ReadOnlySpan<float>, int[]> observe)
+    {
+        private Task? _binning;
+
+        public void Run(OrtRunner runner, FloatTensor piece, IReadOnlyList<string> tensors)
+        {
+            var held = runner.RunHeld(piece, tensors);
+            try { Finish(); }
+            catch { held.Dispose(); throw; }
+            _binning = Task.Run(() => { using (held) held.Visit(observe); });
+        }
+
+        /// <summary>Waits for the batch being binned (rethrowing what it threw).</summary>
+        public void Finish()
+        {
+            var t = _binning;
+            _binning = null;
+            t?.GetAwaiter().GetResult();
+        }
+
+        /// <summary>Waits for the batch being binned, ignoring its failure (an exception is already on its way).</summary>
+        public void Abandon()
+        {
+            try { _binning?.Wait(); } catch (AggregateException) { }
+            _binning = null;
         }
     }
 }

@@ -54,7 +54,9 @@ public static class BlockGradientGraph
         foreach (var n in copies) graph.AddNode(n);
 
         var integer = IntegerTensors(graph, copies);
-        var shapes = ForwardShapes(graph.Model, copies, integer, input, inputShape, weights.Select(w => TensorData.Shape(source.Initializer(w)!)).ToArray());
+        var feedShapes = new Dictionary<string, int[]> { [input] = inputShape };
+        foreach (var w in weights) feedShapes[w] = TensorData.Shape(source.Initializer(w)!);
+        var shapes = ForwardShapes.Probe(graph.Model, copies, feedShapes, integer, "block forward");
         foreach (var t in graph.Graph.Initializer) shapes[t.Name] = TensorData.Shape(t);
         int[] outputShape = shapes.TryGetValue(output, out var os) ? os : throw new PtqException($"block output '{output}' is not produced by the block");
         AddInput(graph, TargetName, outputShape);
@@ -114,22 +116,4 @@ public static class BlockGradientGraph
         }
         return integer;
     }
-
-    /// <summary>Static shapes of every float tensor the forward nodes produce, from one run on zeros.</summary>
-    private static Dictionary<string, int[]> ForwardShapes(ModelProto model, List<NodeProto> forward, HashSet<string> integer, string input, int[] inputShape, int[][] weightShapes)
-    {
-        var probe = new OnnxGraph(model.Clone());
-        var names = forward.SelectMany(n => n.OpType == "Split" ? n.Output : n.Output.Take(1)).Where(o => o.Length > 0 && !integer.Contains(o)).Distinct().ToList();
-        foreach (var t in names) probe.AddOutput(t);
-        using var runner = OrtRunner.FromModel(probe.Model, new RunnerOptions { Optimization = Microsoft.ML.OnnxRuntime.GraphOptimizationLevel.ORT_DISABLE_ALL }, "block forward");
-        var feeds = new Dictionary<string, FloatTensor> { [input] = Zeros(inputShape) };
-        var inputs = probe.Graph.Input.Skip(1).Select(i => i.Name).ToList();
-        for (int i = 0; i < inputs.Count; i++) feeds[inputs[i]] = Zeros(weightShapes[i]);
-        var shapes = runner.Run(feeds, names).ToDictionary(kv => kv.Key, kv => kv.Value.Shape, StringComparer.Ordinal);
-        shapes[input] = inputShape;
-        foreach (var (name, shape) in inputs.Zip(weightShapes)) shapes[name] = shape;
-        return shapes;
-    }
-
-    private static FloatTensor Zeros(int[] shape) => new(new float[shape.Aggregate(1, (a, b) => a * b)], shape);
 }

@@ -40,7 +40,7 @@ public static class GradientGraphBuilder
             foreach (var i in p.Input) if (i.Length > 0) stack.Push(i);
         }
         var forward = source.TopologicalOrder().Where(needed.Contains).ToList();
-        var shapes = ForwardShapes(source.Model, forward, input, inputShape);
+        var shapes = ForwardShapes.Probe(source.Model, forward, new Dictionary<string, int[]> { [input] = inputShape });
 
         var graph = new OnnxGraph(new ModelProto
         {
@@ -160,18 +160,4 @@ public static class GradientGraphBuilder
         opset >= 18
             ? c.Op(op, [x, c.Longs(axes)], NodeAttributes.Int("keepdims", 1))
             : c.Op(op, [x], NodeAttributes.Ints("axes", axes), NodeAttributes.Int("keepdims", 1));
-
-    /// <summary>Shapes of every activation of the forward slice at this input shape, from one ONNX Runtime run (initializers are added after folding).</summary>
-    private static Dictionary<string, int[]> ForwardShapes(ModelProto model, List<NodeProto> forward, string input, int[] inputShape)
-    {
-        var probe = new OnnxGraph(model.Clone());
-        var names = forward.SelectMany(n => n.OpType == "Split" ? n.Output : n.Output.Take(1)).Where(o => o.Length > 0).Distinct().ToList();
-        foreach (var t in names) probe.AddOutput(t);
-        using var runner = OrtRunner.FromModel(probe.Model, new RunnerOptions { Optimization = Microsoft.ML.OnnxRuntime.GraphOptimizationLevel.ORT_DISABLE_ALL });
-        var x = new FloatTensor(new float[inputShape.Aggregate(1, (a, b) => a * b)], inputShape);
-        var outputs = runner.Run(new Dictionary<string, FloatTensor> { [input] = x }, names);
-        var shapes = outputs.ToDictionary(kv => kv.Key, kv => kv.Value.Shape, StringComparer.Ordinal);
-        shapes[input] = inputShape;
-        return shapes;
-    }
 }

@@ -149,28 +149,50 @@ public sealed class OrtRunner : IDisposable
     /// </summary>
     public void Visit(FloatTensor input, IReadOnlyList<string> outputs, Action<string, ReadOnlySpan<float>, int[]> visit)
     {
-        if (FixedBatch > 0 && input.Batch != FixedBatch)
-        {
-            foreach (var (name, t) in Run(input, outputs)) visit(name, t.Data, t.Shape);
-            return;
-        }
+        using var held = RunHeld(input, outputs);
+        held.Visit(visit);
+    }
+
+    /// <summary>
+    /// Runs one batch and keeps the float outputs in ONNX Runtime's own buffers until the returned object is disposed, so
+    /// that they can be read on another thread while the next batch runs (calibration overlaps its binning with inference).
+    /// </summary>
+    public HeldOutputs RunHeld(FloatTensor input, IReadOnlyList<string> outputs)
+    {
+        if (FixedBatch > 0 && input.Batch != FixedBatch) return new HeldOutputs(outputs, null, Run(input, outputs));
         using var value = OrtValue.CreateTensorValueFromMemory(input.Data, input.Shape.Select(d => (long)d).ToArray());
         using var runOptions = new RunOptions();
         try
         {
-            using var results = _session.Run(runOptions, [InputNames[0]], [value], outputs);
-            for (int i = 0; i < outputs.Count; i++)
-            {
-                var info = results[i].GetTensorTypeAndShape();
-                if (info.ElementDataType != TensorElementType.Float)
-                    throw new PtqException($"output '{outputs[i]}' is {info.ElementDataType}, not float");
-                visit(outputs[i], results[i].GetTensorDataAsSpan<float>(), info.Shape.Select(d => checked((int)d)).ToArray());
-            }
+            return new HeldOutputs(outputs, _session.Run(runOptions, [InputNames[0]], [value], outputs), null);
         }
         catch (OnnxRuntimeException e)
         {
             throw new PtqException($"ONNX Runtime failed to run the model: {FirstLine(e.Message)}", inner: e);
         }
+    }
+
+    /// <summary>Outputs of one run, alive until disposed (<see cref="RunHeld"/>).</summary>
+    public sealed class HeldOutputs(IReadOnlyList<string> names, IDisposableReadOnlyCollection<OrtValue>? values, Dictionary<string, FloatTensor>? copies) : IDisposable
+    {
+        /// <summary>Hands each output to <paramref name="visit"/> as a span over its buffer.</summary>
+        public void Visit(Action<string, ReadOnlySpan<float>, int[]> visit)
+        {
+            if (copies is not null)
+            {
+                foreach (var (name, t) in copies) visit(name, t.Data, t.Shape);
+                return;
+            }
+            for (int i = 0; i < names.Count; i++)
+            {
+                var info = values![i].GetTensorTypeAndShape();
+                if (info.ElementDataType != TensorElementType.Float)
+                    throw new PtqException($"output '{names[i]}' is {info.ElementDataType}, not float");
+                visit(names[i], values[i].GetTensorDataAsSpan<float>(), info.Shape.Select(d => checked((int)d)).ToArray());
+            }
+        }
+
+        public void Dispose() => values?.Dispose();
     }
 
     private Dictionary<string, FloatTensor> RunOnce(IReadOnlyDictionary<string, FloatTensor> inputs, IReadOnlyList<string> outputs)

@@ -24,6 +24,8 @@ public static class BlockReconstructionStep
     public const double LearningRate = 0.05;
     /// <summary>How far from ½ the relaxed rounding h(V) starts towards each per-layer AdaRound code (h = ¼ or ¾).</summary>
     public const double StartLean = 0.25;
+    /// <summary>Every this-many-th rounding sample is held out of the block fits and decides the output check.</summary>
+    public const int HoldOutEvery = 5;
 
     /// <param name="NearestError">The block's squared output error per sample with the codes it started from (nearest rounding).</param>
     /// <param name="Error">The same with the codes it ends with.</param>
@@ -38,12 +40,16 @@ public static class BlockReconstructionStep
         // Per-layer AdaRound of the whole model first, on a copy: the alternative the block result must beat at the output.
         var alternative = new OnnxGraph(quantized.Model.Clone());
         var layerwise = RoundingStep.Apply(inputs, alternative, options, batches, runner, progress, budgetBytes);
+        // The blocks are fitted on four samples in five; the fifth decides at the end between their codes and per-layer
+        // AdaRound's (which saw every sample, so the check leans towards AdaRound when in doubt).
+        var (fit, held) = HoldOut(batches, HoldOutEvery);
         var learnable = inputs.Weights.Where(w => RoundingStep.Learnable(w, quantized, out _, out _)).ToList();
         var kept = inputs.Weights.Where(w => !learnable.Contains(w)).Select(w => w.Name).ToList();
         var blocks = BlockPartition.Of(inputs.Reference, learnable);
         List<RoundingStep.Layer> layers = [];
         var outcomes = new List<BlockOutcome>();
         int samples = batches.Sum(b => b.Batch);
+        if (held.Count == 0) throw new PtqException($"--rounding brecq: {samples} rounding sample(s) leave none to hold out for the output check (give at least {HoldOutEvery})");
         progress.Start("rounding (BRECQ, blocks)", blocks.Count);
         foreach (var block in blocks)
         {
@@ -53,7 +59,7 @@ public static class BlockReconstructionStep
             {
                 try
                 {
-                    var (learned, outcome) = Learn(block, inputs.Reference, quantized, options, batches, runner, budgetBytes);
+                    var (learned, outcome) = Learn(block, inputs.Reference, quantized, options, fit, runner, budgetBytes);
                     layers.AddRange(learned);
                     outcomes.Add(outcome with { Seconds = clock.Elapsed.TotalSeconds });
                 }
@@ -64,7 +70,7 @@ public static class BlockReconstructionStep
             }
             if (reason is not null)
             {
-                var alone = block.Layers.Select(w => RoundingStep.LearnLayer(inputs.Reference, w, quantized, options, batches, runner, budgetBytes)).OfType<RoundingStep.Layer>().ToList();
+                var alone = block.Layers.Select(w => RoundingStep.LearnLayer(inputs.Reference, w, quantized, options, fit, runner, budgetBytes)).OfType<RoundingStep.Layer>().ToList();
                 layers.AddRange(alone);
                 outcomes.Add(new BlockOutcome(block.Index, block.Input, block.Output, block.Layers.Count, "adaround",
                     alone.Sum(l => l.NearestError), alone.Sum(l => l.Error), alone.Sum(l => l.Error), clock.Elapsed.TotalSeconds, reason));
@@ -74,9 +80,10 @@ public static class BlockReconstructionStep
         }
         progress.Finish();
         // Blocks are fitted one after another, each to its own FP32 output: that the model output improves with them is
-        // likely, not certain. The model keeps whichever of the two reproduces the FP32 output better on the samples.
-        double blockError = OutputError(inputs.Reference, quantized, batches, runner), layerError = OutputError(inputs.Reference, alternative, batches, runner);
-        var check = new OutputCheck(layerError, blockError, blockError <= layerError ? "brecq" : "adaround");
+        // likely, not certain, and a block fitted on a few hundred samples can learn them rather than the task. The model
+        // keeps whichever of the two reproduces the FP32 output better on the held-out samples.
+        double blockError = OutputError(inputs.Reference, quantized, held, runner), layerError = OutputError(inputs.Reference, alternative, held, runner);
+        var check = new OutputCheck(layerError, blockError, blockError <= layerError ? "brecq" : "adaround", held.Sum(b => b.Batch));
         if (check.Kept == "adaround")
         {
             foreach (var w in learnable)
@@ -92,7 +99,27 @@ public static class BlockReconstructionStep
     /// <param name="AdaRoundError">The model output's squared error against FP32 per sample with per-layer AdaRound's codes.</param>
     /// <param name="BrecqError">The same with the blocks' codes.</param>
     /// <param name="Kept">Which codes the model keeps: brecq or adaround.</param>
-    public sealed record OutputCheck(double AdaRoundError, double BrecqError, string Kept);
+    /// <param name="Samples">The held-out rounding samples the two are compared on (not used to fit the blocks).</param>
+    public sealed record OutputCheck(double AdaRoundError, double BrecqError, string Kept, int Samples);
+
+    /// <summary>Splits the samples: every <paramref name="every"/>-th (counting from 1) held out, the rest to fit; batches keep their size.</summary>
+    public static (List<FloatTensor> Fit, List<FloatTensor> Held) HoldOut(IReadOnlyList<FloatTensor> batches, int every)
+    {
+        var rows = new List<(FloatTensor Batch, int Row)>[2] { [], [] };
+        foreach (var b in batches)
+            for (int r = 0; r < b.Batch; r++)
+                rows[(rows[0].Count + rows[1].Count) % every == every - 1 ? 1 : 0].Add((b, r));
+        int size = batches.Count == 0 ? 1 : batches[0].Batch;
+        List<FloatTensor> Join(List<(FloatTensor Batch, int Row)> list) => list.Chunk(size).Select(chunk =>
+        {
+            var first = chunk[0].Batch;
+            var data = new float[chunk.Length * first.SampleSize];
+            for (int i = 0; i < chunk.Length; i++)
+                Array.Copy(chunk[i].Batch.Data, (long)chunk[i].Row * first.SampleSize, data, (long)i * first.SampleSize, first.SampleSize);
+            return new FloatTensor(data, [chunk.Length, .. first.Shape[1..]]);
+        }).ToList();
+        return (Join(rows[0]), Join(rows[1]));
+    }
 
     /// <summary>Σ over the samples of the squared difference of the first output, quantized (exact QDQ semantics: no fusion) vs FP32, per sample.</summary>
     private static double OutputError(ModelProto reference, OnnxGraph quantized, IReadOnlyList<FloatTensor> batches, RunnerOptions runner)

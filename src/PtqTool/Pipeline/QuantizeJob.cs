@@ -49,7 +49,10 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
             MemoryUse.Trace("rewrite (nearest)");
             bool learned = options.Rounding != "nearest";
             string purpose = learned ? "--rounding " + options.Rounding : "--multipoint";
-            var samples = SampleBatches.Load(model, request, request.RoundingSamples, synthetic, purpose);
+            var samples = SampleBatches.Load(model, request, request.EffectiveRoundingSamples, synthetic, purpose);
+            int loaded = samples.Sum(b => b.Batch);
+            if (options.Rounding == "brecq" && loaded < RoundingStep.DefaultBlockSamples / 2)
+                progress.Warn($"note: --rounding brecq on {loaded} samples: blocks fitted on a few hundred samples can learn them rather than the task; about {RoundingStep.DefaultBlockSamples} are advised (docs/rounding.md), or --rounding adaround");
             var runner = new RunnerOptions { Threads = request.Threads };
             long budget = (long)request.MemoryBudgetMiB << 20;
             if (learned)
@@ -125,6 +128,7 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
             Normalization = model.Normalization,
             Rewrite = summary,
             FloatOps = model.Plan.FloatOps,
+            FloatUnits = model.Plan.FloatUnits,
             EvaluationSource = evaluationSet.Source,
             EvaluationSkipped = measured.Skipped,
             Outputs = fused,

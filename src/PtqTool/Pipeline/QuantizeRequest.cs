@@ -30,7 +30,11 @@ public sealed record QuantizeRequest
     /// <summary>Samples layer sensitivities are measured on (--avg-bits, --auto-fallback, pareto): each costs one forward pass per tensor and width.</summary>
     public int SensitivitySamples { get; init; } = MixedPrecisionStep.DefaultSensitivitySamples;
     /// <summary>Samples each layer's inputs are collected on for --rounding adaround and --multipoint.</summary>
-    public int RoundingSamples { get; init; } = RoundingStep.DefaultSamples;
+    /// <summary>--rounding-samples; null: <see cref="RoundingStep.DefaultSamples"/>, or <see cref="RoundingStep.DefaultBlockSamples"/> with brecq.</summary>
+    public int? RoundingSamples { get; init; }
+
+    /// <summary>The samples learned rounding (and multipoint) collect their inputs on.</summary>
+    public int EffectiveRoundingSamples => RoundingSamples ?? (Options.Rounding == "brecq" ? RoundingStep.DefaultBlockSamples : RoundingStep.DefaultSamples);
     public double? MaxDrop { get; init; }
     /// <summary>--metric: what the gate and the report's headline compare (default from labels and the output shape).</summary>
     public string? Metric { get; init; }

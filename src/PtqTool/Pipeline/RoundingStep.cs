@@ -18,6 +18,8 @@ public static class RoundingStep
 {
     /// <summary>Samples the layers' inputs are collected on by default (--rounding-samples).</summary>
     public const int DefaultSamples = 256;
+    /// <summary>The same for --rounding brecq: a block has many more rounding choices than a layer and learns a few hundred samples by heart (docs/rounding.md; BRECQ's paper uses 1,024).</summary>
+    public const int DefaultBlockSamples = 1024;
 
     /// <param name="NearestError">Σ_rows ΔᵀGΔ with nearest rounding, per sample.</param>
     /// <param name="Error">The same after learned rounding.</param>

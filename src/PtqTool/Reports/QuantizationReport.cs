@@ -27,6 +27,8 @@ public sealed record QuantizationReport
     public Onnx.NormalizationSummary? Normalization { get; init; }
     public required RewriteSummary Rewrite { get; init; }
     public required IReadOnlyDictionary<string, int> FloatOps { get; init; }
+    /// <summary>Recognized LayerNorm/GELU patterns kept in float as wholes, by kind.</summary>
+    public IReadOnlyDictionary<string, int> FloatUnits { get; init; } = new Dictionary<string, int>();
     public required string EvaluationSource { get; init; }
     /// <summary>Evaluation images that could not be read and were skipped.</summary>
     public int EvaluationSkipped { get; init; }

@@ -89,6 +89,7 @@ public static class ReportWriters
             w.WriteString("weight_storage", r.Rewrite.WeightStorage);
             w.WriteString("activation_storage", r.Rewrite.ActivationStorage);
             WriteCounts(w, "float_ops", r.FloatOps);
+            WriteCounts(w, "float_units", r.FloatUnits);
             WriteCounts(w, "onnxruntime_ops", r.OnnxRuntimeOps);
             w.WriteEndObject();
             w.WriteStartObject("target");
@@ -185,6 +186,7 @@ public static class ReportWriters
         w.AppendLine();
         w.AppendLine($"ONNX Runtime kernels: {string.Join(", ", r.OnnxRuntimeOps.Select(kv => $"{kv.Key} {kv.Value}"))}.");
         if (r.FloatOps.Count > 0) w.AppendLine($"Kept in float: {string.Join(", ", r.FloatOps.Select(kv => $"{kv.Key} {kv.Value}"))}.");
+        if (r.FloatUnits.Count > 0) w.AppendLine($"Recognized and kept in float as wholes: {string.Join(", ", r.FloatUnits.Select(kv => $"{kv.Key} {kv.Value}"))}.");
         return w.ToString();
     }
 
@@ -270,6 +272,7 @@ public static class ReportWriters
             w.WriteNumber("adaround_error", check.AdaRoundError);
             w.WriteNumber("brecq_error", check.BrecqError);
             w.WriteString("kept", check.Kept);
+            w.WriteNumber("samples", check.Samples);
             w.WriteEndObject();
         }
         w.WriteStartArray("kept_nearest");
@@ -282,7 +285,7 @@ public static class ReportWriters
     public static string? RoundingText(QuantizationReport r) => r.Rounding is not { } ro ? null :
         $"rounding {ro.Method} (fit to the {ro.Target} {(ro.Blocks is null ? "layer" : "block")} outputs, {ro.Iterations} iterations, {ro.Samples} samples): "
         + (ro.Blocks is { } blocks ? $"{blocks.Count(b => b.Method == "brecq")} block(s) jointly, {blocks.Count(b => b.Method != "brecq")} layer by layer, " : "")
-        + (ro.OutputCheck is { } check ? $"kept {check.Kept} (model output error {Format.F(check.BrecqError, 4)} with blocks vs {Format.F(check.AdaRoundError, 4)} per layer), " : "")
+        + (ro.OutputCheck is { } check ? $"kept {check.Kept} (model output error on {check.Samples} held-out samples {Format.F(check.BrecqError, 4)} with blocks vs {Format.F(check.AdaRoundError, 4)} per layer), " : "")
         + $"{ro.Layers.Count} layer(s) in {Format.F(ro.Seconds, 1)} s, "
         + $"{(ro.Blocks is null ? "layer" : "block")} output error {Format.F(100 * ro.ErrorRatio, 1)} % of nearest rounding's, "
         + $"{ro.Layers.Sum(l => l.Changed)} of {ro.Layers.Sum(l => l.Weights)} codes changed{(ro.Kept.Count > 0 ? $"; {ro.Kept.Count} weight(s) kept nearest" : "")}";
@@ -379,6 +382,7 @@ public static class ReportWriters
         foreach (var note in Notes(r)) w.AppendLine($"  {note}");
         w.AppendLine($"  ONNX Runtime kernels: {string.Join(", ", r.OnnxRuntimeOps.Where(kv => kv.Key.StartsWith("QLinear", StringComparison.Ordinal) || kv.Key.StartsWith("QGemm", StringComparison.Ordinal) || kv.Key.Contains("Integer", StringComparison.Ordinal)).Select(kv => $"{kv.Key} {kv.Value}").DefaultIfEmpty("none fused"))}");
         if (r.FloatOps.Count > 0) w.AppendLine($"  kept in float: {string.Join(", ", r.FloatOps.Select(kv => $"{kv.Key} {kv.Value}"))}");
+        if (r.FloatUnits.Count > 0) w.AppendLine($"  recognized, kept in float as wholes: {string.Join(", ", r.FloatUnits.Select(kv => $"{kv.Key} {kv.Value}"))}");
         w.AppendLine($"  worst layers (SQNR vs FP32, dB):");
         foreach (var l in r.Layers.Take(worstLayers)) w.AppendLine($"    {Format.F(l.SqnrDb, 1),6}  {l.Tensor}  ({l.Producer})");
         if (r.Gate.Threshold is double m)

@@ -46,6 +46,9 @@ public sealed class QuantizationPlan
     /// <summary>Op types left in float because no handler knows them or they were excluded, with counts.</summary>
     public SortedDictionary<string, int> FloatOps { get; } = new(StringComparer.Ordinal);
 
+    /// <summary>Recognized multi-node functions kept in float as wholes (<see cref="Onnx.FloatUnits"/>), by kind, with counts.</summary>
+    public SortedDictionary<string, int> FloatUnits { get; } = new(StringComparer.Ordinal);
+
     public bool IsQdq(string tensor) => QdqTensors.Contains(tensor);
 
     public void AddQdq(string tensor)

@@ -32,6 +32,7 @@ public class BlockReconstructionTests
         double brecqError = check["brecq_error"]!.GetValue<double>(), adaroundError = check["adaround_error"]!.GetValue<double>();
         Assert.True(kept == "brecq" ? brecqError <= adaroundError : adaroundError < brecqError, $"kept {kept}: {brecqError} (brecq) vs {adaroundError} (adaround)");
         Assert.All(layers, l => Assert.Equal(kept == "brecq", l!["block"] is not null));
+        Assert.Equal(64 / 5, check["samples"]!.GetValue<int>());   // every fifth rounding sample, held out of the block fits
         foreach (var b in blocks)
         {
             double error = b!["error"]!.GetValue<double>();
@@ -44,6 +45,19 @@ public class BlockReconstructionTests
         Assert.Equal(layers.Sum(l => l!["changed_codes"]!.GetValue<long>()), changed);
         Assert.True(changed > 0);
         Assert.Equal("brecq (60 iterations per block, fit to fp32 outputs)", new OnnxGraph(learned).Model.MetadataProps.First(p => p.Key == "ptq.rounding").Value);
+    }
+
+    [Fact]
+    public void Every_fifth_sample_is_held_out_and_every_sample_lands_once_in_order()
+    {
+        // 3 batches of 4, then one of 2: samples numbered 0..13 by their value.
+        var batches = new[] { 4, 4, 4, 2 }.Select((n, b) => new FloatTensor(Enumerable.Range(4 * b, n).SelectMany(i => new float[] { i, -i }).ToArray(), [n, 2])).ToList();
+        var (fit, held) = PtqTool.Pipeline.BlockReconstructionStep.HoldOut(batches, 5);
+        float[] Ids(List<FloatTensor> part) => part.SelectMany(t => Enumerable.Range(0, t.Batch).Select(r => t.Data[2 * r])).ToArray();
+        Assert.Equal([4f, 9f], Ids(held));
+        Assert.Equal(Enumerable.Range(0, 14).Where(i => i % 5 != 4).Select(i => (float)i), Ids(fit));
+        Assert.All(fit.Concat(held), t => Assert.True(t.Batch <= 4 && t.Shape[1] == 2 && t.Data[1] == -t.Data[0]));
+        Assert.Equal([4, 4, 4], fit.Select(t => t.Batch));
     }
 
     [Fact]

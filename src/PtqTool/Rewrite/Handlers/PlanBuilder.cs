@@ -8,6 +8,8 @@ public sealed class PlanBuilder
 {
     private readonly Dictionary<string, int> _types;
     private readonly HashSet<NodeProto> _quantized;
+    /// <summary>Nodes of recognized LayerNorm/GELU units (<see cref="FloatUnits"/>): float inside, quantized only at their edges.</summary>
+    private readonly HashSet<NodeProto> _inUnits = [];
 
     public OnnxGraph Graph { get; }
     public QuantizationOptions Options { get; }
@@ -18,7 +20,12 @@ public sealed class PlanBuilder
         Graph = graph;
         Options = options;
         _types = TypeInference.Infer(graph);
-        _quantized = graph.Graph.Node.Where(n => OpHandlers.For(n.OpType) is not null && !IsExcluded(n, options)).ToHashSet();
+        foreach (var unit in FloatUnits.Find(graph))
+        {
+            Plan.FloatUnits[unit.Kind] = Plan.FloatUnits.GetValueOrDefault(unit.Kind) + 1;
+            _inUnits.UnionWith(unit.Nodes);
+        }
+        _quantized = graph.Graph.Node.Where(n => OpHandlers.For(n.OpType) is not null && !IsExcluded(n, options) && !_inUnits.Contains(n)).ToHashSet();
     }
 
     /// <summary>Plans the rewrite of a graph (BatchNormalization already folded).</summary>
@@ -32,7 +39,7 @@ public sealed class PlanBuilder
                 builder.Plan.QuantizedNodes.Add(node);
                 OpHandlers.For(node.OpType)!.Plan(node, builder);
             }
-            else if (node.OpType is not ("Constant" or "Identity"))
+            else if (node.OpType is not ("Constant" or "Identity") && !builder._inUnits.Contains(node))
             {
                 builder.Plan.FloatOps[node.OpType] = builder.Plan.FloatOps.GetValueOrDefault(node.OpType) + 1;
             }
