@@ -30,13 +30,15 @@ public static class FloatUnits
     {
         var units = new List<FloatUnit>();
         var taken = new HashSet<NodeProto>();
-        foreach (var node in graph.TopologicalOrder())
+        var order = graph.TopologicalOrder();
+        var position = order.Select((n, i) => (n, i)).ToDictionary(p => p.n, p => p.i);
+        foreach (var node in order)
         {
             if (taken.Contains(node)) continue;
             var unit = node.OpType switch
             {
                 "ReduceMean" => LayerNorm(graph, node),
-                "Erf" or "Tanh" => Gelu(graph, node),
+                "Erf" or "Tanh" => Gelu(graph, node, order, position),
                 _ => null,
             };
             if (unit is null || unit.Nodes.Any(taken.Contains)) continue;
@@ -95,7 +97,8 @@ public static class FloatUnits
         return new FloatUnit("LayerNorm", x, nodes[^1].Output[0], nodes);
     }
 
-    private static FloatUnit? Gelu(OnnxGraph graph, NodeProto seed)
+    /// <param name="order">The graph's nodes in topological order, and <paramref name="position"/> each node's place in it.</param>
+    private static FloatUnit? Gelu(OnnxGraph graph, NodeProto seed, List<NodeProto> order, Dictionary<NodeProto, int> position)
     {
         // Back from the seed's input to the one variable tensor x it is an elementwise function of (scalar constants
         // aside): a node with a tensor constant (a bias) or two different variable sources ends the walk there.
@@ -120,10 +123,7 @@ public static class FloatUnits
 
         // Forward: elementwise nodes reading only x, the unit's tensors and scalar constants, one at a time in graph
         // order, until one computes GELU(x).
-        var order = graph.TopologicalOrder();
-        var position = order.Select((n, i) => (n, i)).ToDictionary(p => p.n, p => p.i);
-        var probe = Probe.Values;
-        var values = new Dictionary<string, double[]>(StringComparer.Ordinal) { [source] = probe };
+        var values = new Dictionary<string, double[]>(StringComparer.Ordinal) { [source] = Probe.Values };
         foreach (var n in order.Where(nodes.Contains))
             if (!Evaluate(graph, n, values)) return null;
         for (int step = 0; step < 6; step++)
@@ -134,7 +134,7 @@ public static class FloatUnits
             if (next is null || !Evaluate(graph, next, values)) return null;
             nodes.Add(next);
             if (Probe.IsGelu(values[next.Output[0]]))
-                return Closed(graph, nodes, source, next.Output[0]) is { } unit ? unit : null;
+                return Closed(graph, nodes, source, next.Output[0]);
         }
         return null;
     }
@@ -162,7 +162,7 @@ public static class FloatUnits
         var a = Read(node.Input[0]);
         var b = node.Input.Count > 1 ? Read(node.Input[1]) : null;
         if (a is null || (node.Input.Count > 1 && b is null)) return false;
-        values[node.Output[0]] = node.OpType switch
+        double[]? y = node.OpType switch
         {
             "Add" => a.Zip(b!, (p, q) => p + q).ToArray(),
             "Sub" => a.Zip(b!, (p, q) => p - q).ToArray(),
@@ -171,9 +171,11 @@ public static class FloatUnits
             "Pow" => a.Zip(b!, Math.Pow).ToArray(),
             "Erf" => a.Select(Probe.Erf).ToArray(),
             "Tanh" => a.Select(Math.Tanh).ToArray(),
-            _ => null!,
+            _ => null,
         };
-        return values[node.Output[0]] is not null;
+        if (y is null) return false;
+        values[node.Output[0]] = y;
+        return true;
     }
 
     /// <summary>The values a candidate GELU is evaluated at, and the test.</summary>

@@ -37,19 +37,19 @@ public static class BlockReconstructionStep
         RunnerOptions runner, ProgressReporter progress, long budgetBytes)
     {
         var total = Stopwatch.StartNew();
-        // Per-layer AdaRound of the whole model first, on a copy: the alternative the block result must beat at the output.
-        var alternative = new OnnxGraph(quantized.Model.Clone());
-        var layerwise = RoundingStep.Apply(inputs, alternative, options, batches, runner, progress, budgetBytes);
+        int samples = batches.Sum(b => b.Batch);
         // The blocks are fitted on four samples in five; the fifth decides at the end between their codes and per-layer
         // AdaRound's (which saw every sample, so the check leans towards AdaRound when in doubt).
         var (fit, held) = HoldOut(batches, HoldOutEvery);
+        if (held.Count == 0) throw new PtqException($"--rounding brecq: {samples} rounding sample(s) leave none to hold out for the output check (give at least {HoldOutEvery})");
+        // Per-layer AdaRound of the whole model first, on a copy: the alternative the block result must beat at the output.
+        var alternative = new OnnxGraph(quantized.Model.Clone());
+        var layerwise = RoundingStep.Apply(inputs, alternative, options, batches, runner, progress, budgetBytes);
         var learnable = inputs.Weights.Where(w => RoundingStep.Learnable(w, quantized, out _, out _)).ToList();
         var kept = inputs.Weights.Where(w => !learnable.Contains(w)).Select(w => w.Name).ToList();
         var blocks = BlockPartition.Of(inputs.Reference, learnable);
         List<RoundingStep.Layer> layers = [];
         var outcomes = new List<BlockOutcome>();
-        int samples = batches.Sum(b => b.Batch);
-        if (held.Count == 0) throw new PtqException($"--rounding brecq: {samples} rounding sample(s) leave none to hold out for the output check (give at least {HoldOutEvery})");
         progress.Start("rounding (BRECQ, blocks)", blocks.Count);
         foreach (var block in blocks)
         {
@@ -105,10 +105,11 @@ public static class BlockReconstructionStep
     /// <summary>Splits the samples: every <paramref name="every"/>-th (counting from 1) held out, the rest to fit; batches keep their size.</summary>
     public static (List<FloatTensor> Fit, List<FloatTensor> Held) HoldOut(IReadOnlyList<FloatTensor> batches, int every)
     {
-        var rows = new List<(FloatTensor Batch, int Row)>[2] { [], [] };
+        List<(FloatTensor Batch, int Row)> fit = [], held = [];
+        int index = 0;
         foreach (var b in batches)
-            for (int r = 0; r < b.Batch; r++)
-                rows[(rows[0].Count + rows[1].Count) % every == every - 1 ? 1 : 0].Add((b, r));
+            for (int r = 0; r < b.Batch; r++, index++)
+                (index % every == every - 1 ? held : fit).Add((b, r));
         int size = batches.Count == 0 ? 1 : batches[0].Batch;
         List<FloatTensor> Join(List<(FloatTensor Batch, int Row)> list) => list.Chunk(size).Select(chunk =>
         {
@@ -118,7 +119,7 @@ public static class BlockReconstructionStep
                 Array.Copy(chunk[i].Batch.Data, (long)chunk[i].Row * first.SampleSize, data, (long)i * first.SampleSize, first.SampleSize);
             return new FloatTensor(data, [chunk.Length, .. first.Shape[1..]]);
         }).ToList();
-        return (Join(rows[0]), Join(rows[1]));
+        return (Join(fit), Join(held));
     }
 
     /// <summary>Σ over the samples of the squared difference of the first output, quantized (exact QDQ semantics: no fusion) vs FP32, per sample.</summary>

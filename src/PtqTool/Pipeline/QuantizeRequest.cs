@@ -29,8 +29,7 @@ public sealed record QuantizeRequest
     public bool AutoFallback { get; init; }
     /// <summary>Samples layer sensitivities are measured on (--avg-bits, --auto-fallback, pareto): each costs one forward pass per tensor and width.</summary>
     public int SensitivitySamples { get; init; } = MixedPrecisionStep.DefaultSensitivitySamples;
-    /// <summary>Samples each layer's inputs are collected on for --rounding adaround and --multipoint.</summary>
-    /// <summary>--rounding-samples; null: <see cref="RoundingStep.DefaultSamples"/>, or <see cref="RoundingStep.DefaultBlockSamples"/> with brecq.</summary>
+    /// <summary>Samples each layer's inputs are collected on for --rounding adaround/brecq and --multipoint (--rounding-samples); null: <see cref="RoundingStep.DefaultSamples"/>, or <see cref="RoundingStep.DefaultBlockSamples"/> with brecq.</summary>
     public int? RoundingSamples { get; init; }
 
     /// <summary>The samples learned rounding (and multipoint) collect their inputs on.</summary>
