@@ -159,21 +159,31 @@ public sealed class OrtRunner : IDisposable
     /// </summary>
     public HeldOutputs RunHeld(FloatTensor input, IReadOnlyList<string> outputs)
     {
-        if (FixedBatch > 0 && input.Batch != FixedBatch) return new HeldOutputs(outputs, null, Run(input, outputs));
-        using var value = OrtValue.CreateTensorValueFromMemory(input.Data, input.Shape.Select(d => (long)d).ToArray());
-        using var runOptions = new RunOptions();
+        if (FixedBatch > 0 && input.Batch != FixedBatch) return new HeldOutputs(outputs, null, null, Run(input, outputs));
+        // The feed is a native copy owned by the held outputs: ONNX Runtime may return the feed itself (a graph input
+        // exposed as an output) or a view of it (Reshape), and a managed array would be unpinned, movable and reusable
+        // by the caller long before the outputs are read.
+        var value = OrtValue.CreateAllocatedTensorValue(OrtAllocator.DefaultInstance, TensorElementType.Float, input.Shape.Select(d => (long)d).ToArray());
         try
         {
-            return new HeldOutputs(outputs, _session.Run(runOptions, [InputNames[0]], [value], outputs), null);
+            input.Data.AsSpan().CopyTo(value.GetTensorMutableDataAsSpan<float>());
+            using var runOptions = new RunOptions();
+            return new HeldOutputs(outputs, value, _session.Run(runOptions, [InputNames[0]], [value], outputs), null);
         }
         catch (OnnxRuntimeException e)
         {
+            value.Dispose();
             throw new PtqException($"ONNX Runtime failed to run the model: {FirstLine(e.Message)}", inner: e);
+        }
+        catch
+        {
+            value.Dispose();
+            throw;
         }
     }
 
     /// <summary>Outputs of one run, alive until disposed (<see cref="RunHeld"/>).</summary>
-    public sealed class HeldOutputs(IReadOnlyList<string> names, IDisposableReadOnlyCollection<OrtValue>? values, Dictionary<string, FloatTensor>? copies) : IDisposable
+    public sealed class HeldOutputs(IReadOnlyList<string> names, OrtValue? feed, IDisposableReadOnlyCollection<OrtValue>? values, Dictionary<string, FloatTensor>? copies) : IDisposable
     {
         /// <summary>Hands each output to <paramref name="visit"/> as a span over its buffer.</summary>
         public void Visit(Action<string, ReadOnlySpan<float>, int[]> visit)
@@ -192,7 +202,11 @@ public sealed class OrtRunner : IDisposable
             }
         }
 
-        public void Dispose() => values?.Dispose();
+        public void Dispose()
+        {
+            values?.Dispose();
+            feed?.Dispose();
+        }
     }
 
     private Dictionary<string, FloatTensor> RunOnce(IReadOnlyDictionary<string, FloatTensor> inputs, IReadOnlyList<string> outputs)

@@ -48,6 +48,33 @@ public class GraphEditTests
     }
 
     [Fact]
+    public void Held_outputs_keep_their_values_after_the_input_array_is_reused()
+    {
+        // ONNX Runtime may hand back the feed itself (a graph input exposed as an output) or a view of it (Reshape):
+        // outputs held past the run (calibration bins them while the next batch runs) must not read the caller's array.
+        var graph = OnnxGraph.Load(Repo.Model("fmnist_cnn"));
+        string inputName = graph.Graph.Input[0].Name;
+        graph.AddInitializer(new TensorProto { Name = "flat_shape", DataType = (int)TensorProto.Types.DataType.Int64, Dims = { 2 }, Int64Data = { 0, -1 } });
+        graph.AddNode(NodeAttributes.Node("Reshape", "flatten_input", [inputName, "flat_shape"], ["input_flat"]));
+        graph.AddOutput(inputName);
+        graph.AddOutput("input_flat");
+        using var runner = OrtRunner.FromModel(graph.Model);
+        var input = RoundTripTests.RandomInput(2, 5);
+        var expected = (float[])input.Data.Clone();
+        using var held = runner.RunHeld(input, [inputName, "input_flat", "logits"]);
+        Array.Fill(input.Data, 7f);
+        GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
+        int visited = 0;
+        held.Visit((name, data, _) =>
+        {
+            if (name == "logits") return;
+            Assert.Equal(expected, data.ToArray());
+            visited++;
+        });
+        Assert.Equal(2, visited);
+    }
+
+    [Fact]
     public void Topological_order_producers_consumers_and_rename_agree()
     {
         var graph = OnnxGraph.Load(Repo.Model("fmnist_resnet"));
