@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Calibration throughput against FP32 inference on the same images: `ptq calibrate` vs `ptq eval` (FP32 inference plus
 # decoding) over the 2,000 bundled evaluation images, medians of 3 runs each, wall time of the whole command.
-# THREADS=N gives both commands --threads N (ONNX Runtime's intra-op threads; calibration bins on a thread of its own).
+# THREADS=N gives both commands --threads N (eval: ONNX Runtime's intra-op threads; calibrate: N single-threaded runs at once, each binning its own outputs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ptq=${PTQ:-"dotnet src/PtqTool.Cli/bin/Release/net10.0/linux-x64/ptq.dll"}

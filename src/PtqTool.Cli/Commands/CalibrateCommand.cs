@@ -30,6 +30,7 @@ public static class CalibrateCommand
             MemoryUse.Trace("calibration");
             string path = parse.GetValue(stats)!;
             result.Save(path);
+            MemoryUse.Trace("saving the statistics");
             long peak = System.Diagnostics.Process.GetCurrentProcess().PeakWorkingSet64;
             io.Out.WriteLine($"{path}: {result.Tensors.Count} tensors, {result.Samples} samples from {source} ({result.Skipped} skipped); peak RSS {Format.Bytes(peak)}");
             return 0;

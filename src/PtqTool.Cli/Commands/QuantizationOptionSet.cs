@@ -27,7 +27,7 @@ public sealed class QuantizationOptionSet(OptionScope scope = OptionScope.Quanti
     public Option<int?> Limit { get; } = new("--limit") { Description = "Use at most N calibration samples (spread evenly over the folder)" };
     public Option<int> Batch { get; } = new("--batch") { Description = "Batch size", DefaultValueFactory = _ => 32 };
     public Option<bool> Strict { get; } = new("--strict") { Description = "Stop on an unreadable image or an op without a handler instead of skipping/keeping it in float" };
-    public Option<int> Threads { get; } = new("--threads") { Description = "ONNX Runtime intra-op threads (0 = automatic)", DefaultValueFactory = _ => 0 };
+    public Option<int> Threads { get; } = new("--threads") { Description = "Threads (0 = one per core): ONNX Runtime intra-op threads; calibration runs this many single-threaded batches at once", DefaultValueFactory = _ => 0 };
     public Option<int> MemoryBudget { get; } = new("--memory-budget") { Description = "MiB of intermediate tensors one calibration or per-layer run may fetch at once (more passes when exceeded)", DefaultValueFactory = _ => 256 };
     public Option<bool> Quiet { get; } = new("--quiet") { Description = "No progress or notes on stderr (warnings and errors still show)" };
     public Option<string> Loss { get; } = new("--loss") { Description = "Scale choice: minmax, percentile, entropy, msqe or qsin", DefaultValueFactory = _ => "msqe" };

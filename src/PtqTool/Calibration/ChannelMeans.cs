@@ -18,10 +18,13 @@ public sealed class ChannelMeans
     public double[] Means => Sums.Select(s => Count > 0 ? s / Count : 0).ToArray();
 
     /// <summary>Adds a batch with shape [N, C, ...].</summary>
-    public void Add(ReadOnlySpan<float> data, int[] shape)
+    public void Add(ReadOnlySpan<float> data, int[] shape) => AddSampleSums(SampleSums(data, shape), shape[1], data.Length / Math.Max(1, shape[0] * shape[1]));
+
+    /// <summary>The sum of each sample's channel (finite values only), [N·C] in sample-major order.</summary>
+    public static double[] SampleSums(ReadOnlySpan<float> data, int[] shape)
     {
         int n = shape[0], c = shape[1], inner = data.Length / Math.Max(1, n * c);
-        if (c != Sums.Length) throw new PtqException($"channel count changed from {Sums.Length} to {c}");
+        var sums = new double[n * c];
         for (int b = 0; b < n; b++)
             for (int ch = 0; ch < c; ch++)
             {
@@ -30,9 +33,17 @@ public sealed class ChannelMeans
                 float sum = System.Numerics.Tensors.TensorPrimitives.Sum(part);
                 if (float.IsFinite(sum)) s = sum;
                 else foreach (float v in part) if (float.IsFinite(v)) s += v;
-                Sums[ch] += s;
+                sums[b * c + ch] = s;
             }
-        Count += (long)n * inner;
+        return sums;
+    }
+
+    /// <summary>Adds <see cref="SampleSums"/> of a batch, sample by sample (the order fixes the rounding of the running sums).</summary>
+    public void AddSampleSums(double[] sampleSums, int channels, long valuesPerChannel)
+    {
+        if (channels != Sums.Length) throw new PtqException($"channel count changed from {Sums.Length} to {channels}");
+        for (int i = 0; i < sampleSums.Length; i++) Sums[i % channels] += sampleSums[i];
+        Count += sampleSums.Length / Math.Max(1, channels) * valuesPerChannel;
     }
 
     public void Merge(ChannelMeans other)

@@ -23,32 +23,34 @@ public static class StatisticsCollector
         var stats = new ActivationStatistics(modelSha256);
         foreach (var t in tensors) stats.Tensors[t] = new Histogram();
         var channels = new HashSet<string>(channelTensors ?? [], StringComparer.Ordinal);
-        // Runs overlap with histogram work on a worker: a spinning intra-op thread would only take a core from it.
-        var options = (runnerOptions ?? new RunnerOptions()) with { Spinning = false };
-        void Observe(string t, ReadOnlySpan<float> data, int[] shape)
-        {
-            if (stats.Tensors.TryGetValue(t, out var h)) h.Add(data);
-            if (channels.Contains(t) && shape.Length >= 2)
-            {
-                if (!stats.Channels.TryGetValue(t, out var c)) stats.Channels[t] = c = new ChannelMeans(shape[1]);
-                c.Add(data, shape);
-            }
-        }
-
-        var overlap = new Overlap(Observe);
+        // Single-threaded runs, as many at once as there are threads (ParallelCollection): each binning its own outputs.
+        int workers = Workers(runnerOptions?.Threads ?? 0);
+        var options = (runnerOptions ?? new RunnerOptions()) with { Threads = 1, Spinning = false };
         var full = OrtRunner.FromModel(OutputGroups.Augment(model, names), options, "augmented calibration model");
         OutputGroups? plan = null;
-        try
+        long seen = 0;
+        IEnumerable<FloatTensor> FirstPass()
         {
-            long seen = 0;
             foreach (var batch in batches(0))
             {
-                plan ??= OutputGroups.Plan(full, batch.Input, names, batch.Input.Batch, budgetBytes / 2);
-                if (plan.SeparateSessions) break;
-                foreach (var piece in OutputGroups.Pieces(batch.Input, plan.Groups[0].MaxBatch)) overlap.Run(full, piece, names);
+                // Every worker holds the outputs of one piece: each gets its share of the budget.
+                plan ??= OutputGroups.Plan(full, batch.Input, names, batch.Input.Batch, budgetBytes / workers);
+                if (plan.SeparateSessions) yield break;
                 seen += batch.Input.Batch;
+                foreach (var piece in OutputGroups.Pieces(batch.Input, plan.Groups[0].MaxBatch)) yield return piece;
             }
-            overlap.Finish();
+        }
+        IEnumerable<FloatTensor> GroupPass(int g, OutputGroup group)
+        {
+            foreach (var batch in batches(g))
+            {
+                if (g == 0) seen += batch.Input.Batch;
+                foreach (var piece in OutputGroups.Pieces(batch.Input, group.MaxBatch)) yield return piece;
+            }
+        }
+        try
+        {
+            ParallelCollection.Run(full, FirstPass(), names, channels, stats, workers);
             if (plan is { SeparateSessions: true })
             {
                 full.Dispose();
@@ -58,14 +60,7 @@ public static class StatisticsCollector
                 {
                     var group = plan.Groups[g];
                     using (var runner = OrtRunner.FromModel(OutputGroups.Augment(model, group.Tensors), options, "augmented calibration model"))
-                    {
-                        foreach (var batch in batches(g))
-                        {
-                            foreach (var piece in OutputGroups.Pieces(batch.Input, group.MaxBatch)) overlap.Run(runner, piece, group.Tensors);
-                            if (g == 0) seen += batch.Input.Batch;
-                        }
-                        overlap.Finish();
-                    }
+                        ParallelCollection.Run(runner, GroupPass(g, group), group.Tensors, channels, stats, workers);
                     release?.Invoke();
                 }
             }
@@ -74,40 +69,10 @@ public static class StatisticsCollector
         }
         finally
         {
-            overlap.Abandon();
             full?.Dispose();
         }
     }
 
-    /// <summary>
-    /// Bins batch k on a worker while ONNX Runtime runs batch k + 1: at most two batches of outputs are alive (the plan
-    /// takes half the budget for each), and batches are binned one at a time, in order.
-    /// </summary>
-    private sealed class Overlap(Action<string, ReadOnlySpan<float>, int[]> observe)
-    {
-        private Task? _binning;
-
-        public void Run(OrtRunner runner, FloatTensor piece, IReadOnlyList<string> tensors)
-        {
-            var held = runner.RunHeld(piece, tensors);
-            try { Finish(); }
-            catch { held.Dispose(); throw; }
-            _binning = Task.Run(() => { using (held) held.Visit(observe); });
-        }
-
-        /// <summary>Waits for the batch being binned (rethrowing what it threw).</summary>
-        public void Finish()
-        {
-            var t = _binning;
-            _binning = null;
-            t?.GetAwaiter().GetResult();
-        }
-
-        /// <summary>Waits for the batch being binned, ignoring its failure (an exception is already on its way).</summary>
-        public void Abandon()
-        {
-            try { _binning?.Wait(); } catch (AggregateException) { }
-            _binning = null;
-        }
-    }
+    /// <summary>Concurrent runs: the threads asked for, else one per core (at most 8: past that the memory share per run gets small).</summary>
+    public static int Workers(int threads) => threads > 0 ? threads : Math.Clamp(Environment.ProcessorCount, 1, 8);
 }

@@ -155,7 +155,7 @@ public sealed class OrtRunner : IDisposable
 
     /// <summary>
     /// Runs one batch and keeps the float outputs in ONNX Runtime's own buffers until the returned object is disposed, so
-    /// that they can be read on another thread while the next batch runs (calibration overlaps its binning with inference).
+    /// that they can be read after the run returns, on any thread (calibration bins them while other runs go on).
     /// </summary>
     public HeldOutputs RunHeld(FloatTensor input, IReadOnlyList<string> outputs)
     {

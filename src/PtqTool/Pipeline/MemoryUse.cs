@@ -25,13 +25,12 @@ public static class MemoryUse
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { }
     }
 
-    private static readonly System.Diagnostics.Stopwatch Clock = System.Diagnostics.Stopwatch.StartNew();
 
     /// <summary>With PTQ_TRACE_MEMORY=1, one line per phase on stderr: how far current and peak RSS have got.</summary>
     public static void Trace(string phase)
     {
         if (Environment.GetEnvironmentVariable("PTQ_TRACE_MEMORY") != "1") return;
-        Console.Error.WriteLine($"memory after {phase}: RSS {CurrentBytes() >> 20} MiB, peak {PeakBytes() >> 20} MiB, threads {System.Diagnostics.Process.GetCurrentProcess().Threads.Count}, {Clock.Elapsed.TotalSeconds:0.00} s");
+        Console.Error.WriteLine($"memory after {phase}: RSS {CurrentBytes() >> 20} MiB, peak {PeakBytes() >> 20} MiB, threads {System.Diagnostics.Process.GetCurrentProcess().Threads.Count}, {(DateTime.Now - System.Diagnostics.Process.GetCurrentProcess().StartTime).TotalSeconds:0.00} s since the process started");
     }
 
     private static long? Read(string key)

@@ -43,6 +43,7 @@ public sealed class PreparedModel
         var normalized = new OnnxGraph(InlineCopy(original), original.BaseDirectory);
         var upgrade = OpsetUpgrade.ToOpset13(normalized, request.ModelPath);
         var normalization = GraphNormalizer.Normalize(normalized);
+        MemoryUse.Trace("loading and normalizing");
         var options = request.Options.ForTarget();
         if (options.Loss == "entropy" && options.ActivationBits < 8)
             warn($"warning: entropy calibration is built for 8-bit activations; at {options.ActivationBits} bits its KL search clips almost everything (see docs/results.md): prefer msqe or qsin");
@@ -54,12 +55,14 @@ public sealed class PreparedModel
             outputName = runner.OutputNames[0];
             outputShape = runner.OutputShape(outputName);
         }
+        MemoryUse.Trace("the FP32 metadata session");
         var input = new ModelInput(original.DataInputs().First().Name, declared);
         var preprocessing = PreprocessingResolver.Resolve(request.ModelPath, declared, request.Preprocessing);
 
         var folded = new OnnxGraph(normalized.Model.Clone(), original.BaseDirectory);
         int bn = BatchNormFolding.Fold(folded);
         var plan = PlanBuilder.Build(folded, options);
+        MemoryUse.Trace("folding and planning");
         if (plan.FloatOps.Count > 0)
         {
             string list = string.Join(", ", plan.FloatOps.Select(kv => $"{kv.Key} ({kv.Value})"));

@@ -7,15 +7,19 @@ namespace PtqTool.Tests.Calibration;
 
 /// <summary>
 /// The memory budget changes how calibration fetches tensors (whole batches, sub-batches, separate sessions per group
-/// of tensors), never what it computes: every plan gives bin-for-bin the statistics of one run per sample.
+/// of tensors), and the number of concurrent runs never what it computes: every plan, on one thread or several, gives
+/// bin-for-bin the statistics of one run per sample, and per-channel sums equal to the last bit.
 /// </summary>
 public class StatisticsPlanTests
 {
     [Theory]
-    [InlineData(64L << 20, "whole batches")]
-    [InlineData(1L << 20, "sub-batches")]
-    [InlineData(100L << 10, "separate sessions")]
-    public void Every_memory_plan_gives_the_statistics_of_one_sample_at_a_time(long budget, string plan)
+    [InlineData(64L << 20, "whole batches", 1)]
+    [InlineData(2L << 20, "sub-batches", 1)]
+    [InlineData(100L << 10, "separate sessions", 1)]
+    [InlineData(64L << 20, "whole batches", 3)]
+    [InlineData(2L << 20, "sub-batches", 3)]
+    [InlineData(100L << 10, "separate sessions", 3)]
+    public void Every_memory_plan_gives_the_statistics_of_one_sample_at_a_time(long budget, string plan, int threads)
     {
         string dir = Repo.TempDir();
         var model = OnnxModelFile.Load(DeepModels.Write(dir, 6));
@@ -28,17 +32,29 @@ public class StatisticsPlanTests
         IEnumerable<SampleBatch> Batches(int _) { yield return new SampleBatch(input, new int[count], new string[count]); }
 
         using var runner = OrtRunner.FromModel(OutputGroups.Augment(model, tensors));
-        // The budget really selects the plan named (11 tensors × 32 KiB per sample = 352 KiB; a batch of 16 is 5.5 MiB).
-        var chosen = OutputGroups.Plan(runner, input, tensors, count, budget);
+        // The budget really selects the plan named (11 tensors × 32 KiB per sample = 352 KiB; a batch of 16 is 5.5 MiB);
+        // each of the concurrent runs gets its share of it.
+        var chosen = OutputGroups.Plan(runner, input, tensors, count, budget / threads);
         Assert.Equal(plan == "separate sessions", chosen.SeparateSessions);
         Assert.Equal(plan == "whole batches", chosen.Groups[0].MaxBatch == count);
 
-        var stats = StatisticsCollector.Collect(model, tensors, Batches, "sha", budgetBytes: budget);
+        string[] channelTensors = ["c1", "r3"];
+        var stats = StatisticsCollector.Collect(model, tensors, Batches, "sha", new RunnerOptions { Threads = threads }, channelTensors, budget);
 
         // The reference: each sample alone through an unbudgeted session, each tensor's histogram built sample by sample.
         var reference = tensors.ToDictionary(t => t, _ => new PtqTool.Scales.Histogram());
+        var sums = channelTensors.ToDictionary(t => t, _ => new ChannelMeans(DeepModels.Channels));
         for (int i = 0; i < count; i++)
-            foreach (var (name, t) in runner.Run(input.Slice(i, 1), tensors)) reference[name].Add(t.Data);
+            foreach (var (name, t) in runner.Run(input.Slice(i, 1), tensors))
+            {
+                reference[name].Add(t.Data);
+                if (sums.TryGetValue(name, out var c)) c.Add(t.Data, t.Shape);
+            }
+        foreach (var t in channelTensors)
+        {
+            Assert.Equal(sums[t].Count, stats.Channels[t].Count);
+            Assert.Equal(sums[t].Sums, stats.Channels[t].Sums);
+        }
         Assert.Equal(count, stats.Samples);
         foreach (var t in tensors)
         {

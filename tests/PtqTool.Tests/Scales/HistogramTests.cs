@@ -108,6 +108,22 @@ public class HistogramTests
     }
 
     [Fact]
+    public void A_bin_holding_more_values_than_a_16_bit_counter_counts_them_all()
+    {
+        // The vector path counts into 16-bit tables chunk by chunk: one nonzero value repeated past 4 × 65535 times
+        // (and a few others between) must still give exact counts.
+        var values = new float[600_001];
+        Array.Fill(values, 0.75f);
+        for (int i = 0; i < values.Length; i += 99_991) values[i] = -1.5f;
+        var h = new Histogram(64);
+        h.Add(values);
+        var expected = new long[h.BinCount];
+        foreach (float v in values) expected[Math.Clamp((int)Math.Floor(v / h.BinWidth) + 64, 0, h.BinCount - 1)]++;
+        Assert.Equal(expected, h.Counts.ToArray());
+        Assert.True(expected.Max() > 4 * ushort.MaxValue);
+    }
+
+    [Fact]
     public void Non_finite_values_inside_long_spans_are_found_too()
     {
         var values = Enumerable.Range(0, 1000).Select(i => (float)Math.Sin(i)).ToArray();
