@@ -12,13 +12,18 @@ public sealed class CalibratedRuns : IDisposable
     private readonly DirectoryInfo _work = Directory.CreateTempSubdirectory("ptq-runs-");
     private readonly QuantizeRequest _fromStats;
 
+    /// <summary>The statistics every run here uses, where they came from, and the synthetic samples they were made of.</summary>
+    public CalibrationStep.Kept Calibration { get; }
+
     /// <param name="prepared">Its plan's statistics tensors are the ones collected: every later run's plan must need no others.</param>
     public CalibratedRuns(PreparedModel prepared, QuantizeRequest request, ProgressReporter progress)
     {
         try
         {
             // Later variants may ask for bias correction: keep the channel means it needs.
-            var (stats, _) = CalibrationStep.Run(prepared, request with { KeepChannelMeans = true }, progress);
+            Onnx.FloatTensor? synthetic = null;
+            var (stats, source) = CalibrationStep.Run(prepared, request with { KeepChannelMeans = true }, progress, s => synthetic = s);
+            Calibration = new CalibrationStep.Kept(stats, source, synthetic);
             string statsPath = Path.Combine(_work.FullName, "stats.json");
             stats.Save(statsPath);
             _fromStats = request with

@@ -6,6 +6,25 @@ namespace PtqTool.Pipeline;
 /// <summary>Gets activation statistics: from stats files (merged), or by running calibration images through the folded model.</summary>
 public static class CalibrationStep
 {
+    /// <summary>Statistics collected once and reused by a later run of the same data (--auto-fallback's final run).</summary>
+    /// <param name="Synthetic">The synthetic samples they were collected on, if any (later steps measure on them too).</param>
+    public sealed record Kept(ActivationStatistics Stats, string Source, Onnx.FloatTensor? Synthetic)
+    {
+        /// <summary>
+        /// These statistics as a fresh calibration for <paramref name="model"/> would give them, or null when its plan
+        /// observes a tensor they lack. Channel means are kept only where that run would keep them.
+        /// </summary>
+        public (ActivationStatistics, string)? For(PreparedModel model, QuantizeRequest request)
+        {
+            if (model.Sha256 != Stats.ModelSha256 || model.Plan.StatsTensors.Any(t => !Stats.Tensors.ContainsKey(t))) return null;
+            var copy = new ActivationStatistics(Stats.ModelSha256) { Samples = Stats.Samples, Skipped = Stats.Skipped };
+            foreach (var t in model.Plan.StatsTensors) copy.Tensors[t] = Stats.Tensors[t];
+            if (request.KeepChannelMeans ?? model.Options.BiasCorrection)
+                foreach (var (t, c) in Stats.Channels) copy.Channels[t] = c;
+            return (copy, Source);
+        }
+    }
+
     /// <param name="syntheticSamples">Receives the synthetic samples when --synthetic made them (mixed precision measures on them too).</param>
     public static (ActivationStatistics Stats, string Source) Run(PreparedModel model, QuantizeRequest request, ProgressReporter progress,
         Action<Onnx.FloatTensor>? syntheticSamples = null)

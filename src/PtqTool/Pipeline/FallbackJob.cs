@@ -8,14 +8,15 @@ namespace PtqTool.Pipeline;
 /// `--auto-fallback`: while the gate (--max-drop, --min-sqnr or --min-cosine) fails on --eval, raise the weight bits
 /// of the layer that buys the most sensitivity per added bit (ΔΩ / (P·Δk), from the same Ω_i(k) as --avg-bits) by one
 /// candidate width, re-quantize from one calibration pass and measure again; stop as soon as the gate holds, or when
-/// every layer is at the widest width.
+/// every layer is at the widest width. The final run reuses that calibration pass.
 /// </summary>
 public static class FallbackJob
 {
     /// <param name="Weight">The tensor raised before this measurement (null for the starting point).</param>
     public sealed record Step(string? Weight, int FromBits, int ToBits, double GateValue, bool Passed);
 
-    public sealed record Result(QuantizationOptions Options, IReadOnlyList<Step> Steps, string Metric);
+    /// <param name="Calibration">The statistics the search measured on: the final run uses them instead of calibrating again.</param>
+    public sealed record Result(QuantizationOptions Options, IReadOnlyList<Step> Steps, string Metric, CalibrationStep.Kept Calibration);
 
     public static Result Find(QuantizeRequest request, ProgressReporter progress)
     {
@@ -62,6 +63,6 @@ public static class FallbackJob
             bits[best.Name] = bestNext;
         }
         progress.Finish();
-        return new Result(options with { LayerWeightBits = bits }, steps, gate.Metric.ToString().ToLowerInvariant());
+        return new Result(options with { LayerWeightBits = bits }, steps, gate.Metric.ToString().ToLowerInvariant(), runs.Calibration);
     }
 }

@@ -33,7 +33,10 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
         var gate = request.ResolveGate(evaluationSet.Labelled, model.OutputShape);
         MemoryUse.Trace("preparing");
         Onnx.FloatTensor? synthetic = null;
-        var (stats, calibrationSource) = CalibrationStep.Run(model, request, progress, s => synthetic = s);
+        // After --auto-fallback, the statistics its search measured on are those of this data: no second pass.
+        var reused = fallback?.Calibration.For(model, request);
+        if (reused is not null) synthetic = fallback!.Calibration.Synthetic;
+        var (stats, calibrationSource) = reused ?? CalibrationStep.Run(model, request, progress, s => synthetic = s);
         MemoryUse.Release();
         MemoryUse.Trace("calibration");
         var (options, mixed) = MixedPrecisionStep.Apply(model, request, progress, synthetic);
