@@ -6,8 +6,9 @@ using PtqTool.Onnx;
 namespace PtqTool.Pipeline;
 
 /// <summary>
-/// `ptq bench`: latency of several models on the same random batch, timed in turn (a, b, a, b, …) so that load and
-/// clock changes fall on all alike, and where the time goes per op type (ONNX Runtime's own profiler).
+/// `ptq bench`: latency of several models on the same random batch, timed in alternating blocks
+/// (<see cref="Latency.Interleaved"/>) so that load and clock changes fall on all alike, and where the time goes per op
+/// type (ONNX Runtime's own profiler).
 /// </summary>
 public static class BenchJob
 {
@@ -30,15 +31,7 @@ public static class BenchJob
             int[] shape = Shape(runners[0], batch, size, models[0]);
             var rng = new Random(0);
             var input = new FloatTensor(Enumerable.Range(0, FloatTensor.Count(shape)).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray(), shape);
-            var times = runners.Select(_ => new double[runs]).ToArray();
-            foreach (var r in runners) for (int i = 0; i < 3; i++) r.Run(input);
-            for (int i = 0; i < runs; i++)
-                for (int k = 0; k < runners.Count; k++)
-                {
-                    long start = System.Diagnostics.Stopwatch.GetTimestamp();
-                    runners[k].Run(input);
-                    times[k][i] = System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds;
-                }
+            var times = Latency.Interleaved(runners.Select(r => (Action)(() => r.RunAndDrop(input))).ToList(), warmup: 3, runs);
             var result = new List<ModelTime>();
             for (int k = 0; k < runners.Count; k++)
                 result.Add(new ModelTime(models[k], Latency.Median(times[k]), times[k].Min(), profile ? Profile(models[k], options, input) : []));
