@@ -36,7 +36,7 @@ public static class Latency
     }
 
     /// <summary>Timed runs of one block of a model before the next model's block.</summary>
-    public const int BlockRuns = 5;
+    public const int BlockRuns = 15;
 
     /// <summary>Untimed time at the start of each block (at least one run): longer than an idle session's threads spin.</summary>
     public const double SettleMs = 80;
