@@ -16,10 +16,13 @@ public sealed record RunnerOptions
     /// <summary>When set, ONNX Runtime profiles every run into a JSON trace with this path prefix (<see cref="OrtRunner.EndProfiling"/>).</summary>
     public string? ProfilePrefix { get; init; }
     /// <summary>
-    /// Let the intra-op threads spin between runs (ONNX Runtime's default, best for back-to-back inference); off for
-    /// sessions whose runs alternate with other work (calibration), where a spinning thread only takes a core from it.
+    /// Let the intra-op threads spin after a run (ONNX Runtime's own default, for back-to-back runs of one session).
+    /// Off by default here: ptq mostly alternates sessions (FP32 and quantized, exact and fused, gradient and forward),
+    /// and a session's idle threads spinning for ~20 ms after its run take the cores from the next session's run
+    /// (AdaRound on the sample ResNet: 15.6 s spinning, 12.0 s not; the evaluation pass twice as long). On for latency
+    /// timing, which measures sessions as ONNX Runtime runs them by default.
     /// </summary>
-    public bool Spinning { get; init; } = true;
+    public bool Spinning { get; init; }
     /// <summary>
     /// ONNX Runtime's CPU memory arena keeps the largest footprint a session ever had; the per-layer error sessions run
     /// without it so their memory goes back after each run. (Calibration and the unfused QDQ session keep it: measured,

@@ -23,7 +23,7 @@ public static class BenchJob
         if (models.Count == 0) throw new PtqException("bench: give at least one model");
         if (runs is < 3 or > 100_000) throw new PtqException($"--runs: {runs} must be in 3..100000");
         if (batch is < 1 or > QuantizeRequest.MaxBatch) throw new PtqException($"--batch: {batch} must be in 1..{QuantizeRequest.MaxBatch}");
-        var options = new RunnerOptions { Threads = threads };
+        var options = new RunnerOptions { Threads = threads, Spinning = true };
         var runners = new List<OrtRunner>();
         try
         {
