@@ -18,10 +18,13 @@ public sealed class ChannelMeans
     public double[] Means => Sums.Select(s => Count > 0 ? s / Count : 0).ToArray();
 
     /// <summary>Adds a batch with shape [N, C, ...].</summary>
-    public void Add(ReadOnlySpan<float> data, int[] shape) => AddSampleSums(SampleSums(data, shape), shape[1], data.Length / Math.Max(1, shape[0] * shape[1]));
+    public void Add(ReadOnlySpan<float> data, int[] shape) => Add(SampleSums(data, shape));
 
-    /// <summary>The sum of each sample's channel (finite values only), [N·C] in sample-major order.</summary>
-    public static double[] SampleSums(ReadOnlySpan<float> data, int[] shape)
+    /// <summary>A batch's sums per sample and channel, [N·C] in sample-major order, and how many values each sums.</summary>
+    public sealed record BatchSums(double[] PerSample, int Channels, long ValuesPerChannel);
+
+    /// <summary>The sum of each sample's channel (finite values only) of a batch with shape [N, C, ...].</summary>
+    public static BatchSums SampleSums(ReadOnlySpan<float> data, int[] shape)
     {
         int n = shape[0], c = shape[1], inner = data.Length / Math.Max(1, n * c);
         var sums = new double[n * c];
@@ -35,15 +38,15 @@ public sealed class ChannelMeans
                 else foreach (float v in part) if (float.IsFinite(v)) s += v;
                 sums[b * c + ch] = s;
             }
-        return sums;
+        return new BatchSums(sums, c, inner);
     }
 
-    /// <summary>Adds <see cref="SampleSums"/> of a batch, sample by sample (the order fixes the rounding of the running sums).</summary>
-    public void AddSampleSums(double[] sampleSums, int channels, long valuesPerChannel)
+    /// <summary>Adds a batch's <see cref="SampleSums"/>, sample by sample (the order fixes the rounding of the running sums).</summary>
+    public void Add(BatchSums batch)
     {
-        if (channels != Sums.Length) throw new PtqException($"channel count changed from {Sums.Length} to {channels}");
-        for (int i = 0; i < sampleSums.Length; i++) Sums[i % channels] += sampleSums[i];
-        Count += sampleSums.Length / Math.Max(1, channels) * valuesPerChannel;
+        if (batch.Channels != Sums.Length) throw new PtqException($"channel count changed from {Sums.Length} to {batch.Channels}");
+        for (int i = 0; i < batch.PerSample.Length; i++) Sums[i % batch.Channels] += batch.PerSample[i];
+        Count += batch.PerSample.Length / Math.Max(1, batch.Channels) * batch.ValuesPerChannel;
     }
 
     public void Merge(ChannelMeans other)

@@ -18,7 +18,7 @@ internal sealed class ParallelCollection
     private readonly IReadOnlySet<string> _channelTensors;
     private readonly ActivationStatistics _into;
     private readonly object _gate = new();
-    private readonly Dictionary<int, List<(string Tensor, double[] PerSample, int Channels, long ValuesPerChannel)>> _pending = [];
+    private readonly Dictionary<int, List<(string Tensor, ChannelMeans.BatchSums Sums)>> _pending = [];
     private int _nextToTake, _nextToAdd;
     private bool _failed;
 
@@ -74,22 +74,22 @@ internal sealed class ParallelCollection
                     piece = source.Current;
                     index = _nextToTake++;
                 }
-                var sums = new List<(string, double[], int, long)>();
+                var sums = new List<(string, ChannelMeans.BatchSums)>();
                 using (var held = runner.RunHeld(piece, _tensors))
                     held.Visit((t, data, shape) =>
                     {
                         if (histograms.TryGetValue(t, out var h)) h.Add(data);
-                        if (_channelTensors.Contains(t) && shape.Length >= 2) sums.Add((t, ChannelMeans.SampleSums(data, shape), shape[1], (long)(data.Length / Math.Max(1, shape[0] * shape[1]))));
+                        if (_channelTensors.Contains(t) && shape.Length >= 2) sums.Add((t, ChannelMeans.SampleSums(data, shape)));
                     });
                 lock (_gate)
                 {
                     _pending[index] = sums;
                     while (_pending.Remove(_nextToAdd, out var ready))
                     {
-                        foreach (var (t, perSample, channels, inner) in ready)
+                        foreach (var (t, batch) in ready)
                         {
-                            if (!_into.Channels.TryGetValue(t, out var c)) _into.Channels[t] = c = new ChannelMeans(channels);
-                            c.AddSampleSums(perSample, channels, inner);
+                            if (!_into.Channels.TryGetValue(t, out var c)) _into.Channels[t] = c = new ChannelMeans(batch.Channels);
+                            c.Add(batch);
                         }
                         _nextToAdd++;
                     }

@@ -25,7 +25,7 @@ public static class StatisticsCollector
         var channels = new HashSet<string>(channelTensors ?? [], StringComparer.Ordinal);
         // Single-threaded runs, as many at once as there are threads (ParallelCollection): each binning its own outputs.
         int workers = Workers(runnerOptions?.Threads ?? 0);
-        var options = (runnerOptions ?? new RunnerOptions()) with { Threads = 1, Spinning = false };
+        var options = (runnerOptions ?? new RunnerOptions()) with { Threads = 1 };
         var full = OrtRunner.FromModel(OutputGroups.Augment(model, names), options, "augmented calibration model");
         OutputGroups? plan = null;
         long seen = 0;

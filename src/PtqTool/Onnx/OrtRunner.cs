@@ -173,14 +173,10 @@ public sealed class OrtRunner : IDisposable
             using var runOptions = new RunOptions();
             return new HeldOutputs(outputs, value, _session.Run(runOptions, [InputNames[0]], [value], outputs), null);
         }
-        catch (OnnxRuntimeException e)
+        catch (Exception e)
         {
             value.Dispose();
-            throw new PtqException($"ONNX Runtime failed to run the model: {FirstLine(e.Message)}", inner: e);
-        }
-        catch
-        {
-            value.Dispose();
+            if (e is OnnxRuntimeException ort) throw new PtqException($"ONNX Runtime failed to run the model: {FirstLine(ort.Message)}", inner: ort);
             throw;
         }
     }

@@ -25,7 +25,6 @@ public static class MemoryUse
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { }
     }
 
-
     /// <summary>With PTQ_TRACE_MEMORY=1, one line per phase on stderr: how far current and peak RSS have got.</summary>
     public static void Trace(string phase)
     {

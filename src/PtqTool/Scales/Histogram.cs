@@ -120,7 +120,6 @@ public sealed class Histogram
             {
                 // Each table takes two of a vector's eight values, a quarter of the chunk: at most 65535 in one entry.
                 int end = Math.Min(values.Length, i + ChunkValues) & ~7;
-                if (end <= i) break;
                 for (; i < end; i += 8)
                 {
                     var v = System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref src, (nuint)i);
