@@ -123,6 +123,29 @@ public class HistogramTests
         Assert.True(expected.Max() > 4 * ushort.MaxValue);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void A_long_span_with_a_wide_range_equals_its_values_added_one_at_a_time(bool withNaN)
+    {
+        // A long span (vector path, 16-bit tables) whose values span a range 2^11 times wider at its end than at its
+        // start and a run of zeros, with or without one NaN (which sends it down the non-finite path), against the values
+        // added one at a time (each addition its own range growth and bin merge): same bins, count, min and max.
+        var values = Enumerable.Range(0, 100_000).Select(i => (float)(Math.Sin(i * 0.37) * Math.Pow(2, i / 9_000.0))).ToArray();
+        for (int i = 20_000; i < 20_500; i++) values[i] = 0;
+        if (withNaN) values[70_001] = float.NaN;
+        var whole = new Histogram(512);
+        whole.Add(values);
+        var oneByOne = new Histogram(512);
+        foreach (float v in values) oneByOne.Add([v]);
+        Assert.True(whole.Exponent >= 4, "the range grew");
+        AssertSame(oneByOne, whole);
+        Assert.Equal(withNaN ? 1 : 0, whole.NonFinite);
+        var expected = new long[whole.BinCount];
+        foreach (float v in values.Where(float.IsFinite)) expected[(int)Math.Floor(v / whole.BinWidth) + 512]++;
+        Assert.Equal(expected, whole.Counts.ToArray());
+    }
+
     [Fact]
     public void Non_finite_values_inside_long_spans_are_found_too()
     {
