@@ -14,6 +14,7 @@ namespace PtqTool.Calibration;
 internal sealed class ParallelCollection
 {
     private readonly int _workers;
+    private readonly int _binThreads;
     private readonly IReadOnlyList<string> _tensors;
     private readonly IReadOnlySet<string> _channelTensors;
     private readonly ActivationStatistics _into;
@@ -22,9 +23,10 @@ internal sealed class ParallelCollection
     private int _nextToTake, _nextToAdd;
     private bool _failed;
 
-    private ParallelCollection(int workers, IReadOnlyList<string> tensors, IReadOnlySet<string> channelTensors, ActivationStatistics into)
+    private ParallelCollection(int workers, int binThreads, IReadOnlyList<string> tensors, IReadOnlySet<string> channelTensors, ActivationStatistics into)
     {
         _workers = workers;
+        _binThreads = binThreads;
         _tensors = tensors;
         _channelTensors = channelTensors;
         _into = into;
@@ -33,13 +35,15 @@ internal sealed class ParallelCollection
     /// <summary>
     /// Observes every piece of <paramref name="pieces"/> (enumerated under a lock, in order) on <paramref name="workers"/>
     /// threads (the caller's among them), adding histograms of the tensors already in <paramref name="into"/> and channel
-    /// sums of <paramref name="channelTensors"/>.
+    /// sums of <paramref name="channelTensors"/>. With <paramref name="binThreads"/> above 1, each run's outputs are
+    /// binned on that many threads, each tensor by one of them (for runner sessions with intra-op threads, when fewer
+    /// runs fit the memory budget at once than there are threads).
     /// </summary>
     public static void Run(OrtRunner runner, IEnumerable<FloatTensor> pieces, IReadOnlyList<string> tensors, IReadOnlySet<string> channelTensors,
-        ActivationStatistics into, int workers)
+        ActivationStatistics into, int workers, int binThreads = 1)
     {
         workers = Math.Max(1, workers);
-        var collection = new ParallelCollection(workers, tensors, channelTensors, into);
+        var collection = new ParallelCollection(workers, Math.Max(1, binThreads), tensors, channelTensors, into);
         using var source = pieces.GetEnumerator();
         var partials = Enumerable.Range(0, workers).Select(_ => collection.EmptyPartial()).ToArray();
         var others = Enumerable.Range(1, partials.Length - 1).Select(w => Task.Factory.StartNew(() => collection.Work(runner, source, partials[w]),
@@ -75,12 +79,28 @@ internal sealed class ParallelCollection
                     index = _nextToTake++;
                 }
                 var sums = new List<(string, ChannelMeans.BatchSums)>();
-                using (var held = runner.RunHeld(piece, _tensors))
-                    held.Visit((t, data, shape) =>
+                void Observe(string t, ReadOnlySpan<float> data, int[] shape)
+                {
+                    // Each tensor's histogram and sums are touched by one thread per piece, and a worker's pieces follow one another.
+                    if (histograms.TryGetValue(t, out var h)) h.Add(data);
+                    if (_channelTensors.Contains(t) && shape.Length >= 2)
                     {
-                        if (histograms.TryGetValue(t, out var h)) h.Add(data);
-                        if (_channelTensors.Contains(t) && shape.Length >= 2) sums.Add((t, ChannelMeans.SampleSums(data, shape)));
-                    });
+                        var batch = ChannelMeans.SampleSums(data, shape);
+                        lock (sums) sums.Add((t, batch));
+                    }
+                }
+                using (var held = runner.RunHeld(piece, _tensors))
+                {
+                    if (_binThreads == 1) held.Visit(Observe);
+                    else
+                    {
+                        int next = -1;
+                        Parallel.For(0, _binThreads, new ParallelOptions { MaxDegreeOfParallelism = _binThreads }, _ =>
+                        {
+                            for (int i; (i = Interlocked.Increment(ref next)) < held.Count;) held.Visit(i, Observe);
+                        });
+                    }
+                }
                 lock (_gate)
                 {
                     _pending[index] = sums;

@@ -28,14 +28,27 @@ public static class StatisticsCollector
         var options = (runnerOptions ?? new RunnerOptions()) with { Threads = 1 };
         var full = OrtRunner.FromModel(OutputGroups.Augment(model, names), options, "augmented calibration model");
         OutputGroups? plan = null;
+        int runs = workers;
         long seen = 0;
         IEnumerable<FloatTensor> FirstPass()
         {
             foreach (var batch in batches(0))
             {
-                // Every worker holds the outputs of one piece: each gets its share of the budget.
-                plan ??= OutputGroups.Plan(full, batch.Input, names, batch.Input.Batch, budgetBytes / workers);
-                if (plan.SeparateSessions) yield break;
+                if (plan is null)
+                {
+                    // Every run holds the outputs of one piece: each gets its share of the budget. When one sample's
+                    // tensors exceed a share, fewer runs at once (each with more threads) may still fit them all in
+                    // one session: one pass over the data instead of one per group of tensors.
+                    var sizes = OutputGroups.SampleBytes(full, batch.Input, names);
+                    int granularity = Math.Max(1, full.FixedBatch);
+                    plan = OutputGroups.Plan(sizes, names, batch.Input.Batch, budgetBytes / workers, granularity);
+                    for (int r = workers - 1; plan.SeparateSessions && r >= 1; r--)
+                    {
+                        var fewer = OutputGroups.Plan(sizes, names, batch.Input.Batch, budgetBytes / r, granularity);
+                        if (!fewer.SeparateSessions) (plan, runs) = (fewer, r);
+                    }
+                }
+                if (plan.SeparateSessions || runs < workers) yield break;
                 seen += batch.Input.Batch;
                 foreach (var piece in OutputGroups.Pieces(batch.Input, plan.Groups[0].MaxBatch)) yield return piece;
             }
@@ -51,7 +64,17 @@ public static class StatisticsCollector
         try
         {
             ParallelCollection.Run(full, FirstPass(), names, channels, stats, workers);
-            if (plan is { SeparateSessions: true })
+            if (runs < workers)
+            {
+                full.Dispose();
+                full = null!;
+                seen = 0;
+                int threadsPerRun = Math.Max(1, workers / runs);
+                using (var runner = OrtRunner.FromModel(OutputGroups.Augment(model, names), options with { Threads = threadsPerRun }, "augmented calibration model"))
+                    ParallelCollection.Run(runner, GroupPass(0, plan!.Groups[0]), names, channels, stats, runs, threadsPerRun);
+                release?.Invoke();
+            }
+            else if (plan is { SeparateSessions: true })
             {
                 full.Dispose();
                 full = null!;

@@ -184,21 +184,29 @@ public sealed class OrtRunner : IDisposable
     /// <summary>Outputs of one run, alive until disposed (<see cref="RunHeld"/>).</summary>
     public sealed class HeldOutputs(IReadOnlyList<string> names, OrtValue? feed, IDisposableReadOnlyCollection<OrtValue>? values, Dictionary<string, FloatTensor>? copies) : IDisposable
     {
+        /// <summary>How many outputs <see cref="Visit(int, Action{string, ReadOnlySpan{float}, int[]})"/> can hand out.</summary>
+        public int Count => names.Count;
+
         /// <summary>Hands each output to <paramref name="visit"/> as a span over its buffer.</summary>
         public void Visit(Action<string, ReadOnlySpan<float>, int[]> visit)
         {
+            for (int i = 0; i < names.Count; i++) Visit(i, visit);
+        }
+
+        /// <summary>Hands output <paramref name="index"/> to <paramref name="visit"/>; different outputs may be visited on different threads at once.</summary>
+        public void Visit(int index, Action<string, ReadOnlySpan<float>, int[]> visit)
+        {
+            string name = names[index];
             if (copies is not null)
             {
-                foreach (var (name, t) in copies) visit(name, t.Data, t.Shape);
+                var t = copies[name];
+                visit(name, t.Data, t.Shape);
                 return;
             }
-            for (int i = 0; i < names.Count; i++)
-            {
-                var info = values![i].GetTensorTypeAndShape();
-                if (info.ElementDataType != TensorElementType.Float)
-                    throw new PtqException($"output '{names[i]}' is {info.ElementDataType}, not float");
-                visit(names[i], values[i].GetTensorDataAsSpan<float>(), info.Shape.Select(d => checked((int)d)).ToArray());
-            }
+            var info = values![index].GetTensorTypeAndShape();
+            if (info.ElementDataType != TensorElementType.Float)
+                throw new PtqException($"output '{name}' is {info.ElementDataType}, not float");
+            visit(name, values[index].GetTensorDataAsSpan<float>(), info.Shape.Select(d => checked((int)d)).ToArray());
         }
 
         public void Dispose()

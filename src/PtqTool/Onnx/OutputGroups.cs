@@ -42,13 +42,22 @@ public sealed class OutputGroups
     /// Measures each tensor's bytes per sample on <paramref name="probe"/> (a session exposing all of them; one sample,
     /// or the model's fixed batch) and plans the groups for batches of <paramref name="batch"/>.
     /// </summary>
-    public static OutputGroups Plan(OrtRunner probe, FloatTensor sample, IReadOnlyList<string> tensors, int batch, long budgetBytes)
+    public static OutputGroups Plan(OrtRunner probe, FloatTensor sample, IReadOnlyList<string> tensors, int batch, long budgetBytes) =>
+        Plan(SampleBytes(probe, sample, tensors), tensors, batch, budgetBytes, Math.Max(1, probe.FixedBatch));
+
+    /// <summary>Each tensor's bytes per sample, measured on <paramref name="probe"/> (one sample, or the model's fixed batch).</summary>
+    public static Dictionary<string, long> SampleBytes(OrtRunner probe, FloatTensor sample, IReadOnlyList<string> tensors)
     {
         var one = sample.Slice(0, Math.Min(sample.Batch, Math.Max(1, probe.FixedBatch)));
         var sizes = new Dictionary<string, long>(StringComparer.Ordinal);
         probe.Visit(one, tensors, (name, data, _) => sizes[name] = Math.Max(1, 4L * data.Length / one.Batch));
+        return sizes;
+    }
+
+    /// <summary>The plan for batches of <paramref name="batch"/> from measured <see cref="SampleBytes"/>; pieces are multiples of <paramref name="granularity"/>.</summary>
+    public static OutputGroups Plan(IReadOnlyDictionary<string, long> sizes, IReadOnlyList<string> tensors, int batch, long budgetBytes, int granularity)
+    {
         long total = tensors.Sum(t => sizes.GetValueOrDefault(t, 1));
-        int granularity = Math.Max(1, probe.FixedBatch);
         if (total * batch <= budgetBytes) return new OutputGroups([new OutputGroup(tensors, batch)], false);
         if (total <= budgetBytes)
         {

@@ -7,8 +7,9 @@ namespace PtqTool.Tests.Calibration;
 
 /// <summary>
 /// The memory budget changes how calibration fetches tensors (whole batches, sub-batches, separate sessions per group
-/// of tensors), and the number of concurrent runs never what it computes: every plan, on one thread or several, gives
-/// bin-for-bin the statistics of one run per sample, and per-channel sums equal to the last bit.
+/// of tensors, fewer runs at once with each run's tensors binned on several threads), and the number of concurrent
+/// runs never what it computes: every plan, on one thread or several, gives bin-for-bin the statistics of one run per
+/// sample, and per-channel sums equal to the last bit.
 /// </summary>
 public class StatisticsPlanTests
 {
@@ -19,6 +20,7 @@ public class StatisticsPlanTests
     [InlineData(64L << 20, "whole batches", 3)]
     [InlineData(2L << 20, "sub-batches", 3)]
     [InlineData(100L << 10, "separate sessions", 3)]
+    [InlineData(700L << 10, "fewer runs at once", 3)]
     public void Every_memory_plan_gives_the_statistics_of_one_sample_at_a_time(long budget, string plan, int threads)
     {
         string dir = Repo.TempDir();
@@ -35,7 +37,10 @@ public class StatisticsPlanTests
         // The budget really selects the plan named (11 tensors × 32 KiB per sample = 352 KiB; a batch of 16 is 5.5 MiB);
         // each of the concurrent runs gets its share of it.
         var chosen = OutputGroups.Plan(runner, input, tensors, count, budget / threads);
-        Assert.Equal(plan == "separate sessions", chosen.SeparateSessions);
+        Assert.Equal(plan is "separate sessions" or "fewer runs at once", chosen.SeparateSessions);
+        // Fewer runs at once: a sample's tensors exceed a third of the budget but fit it whole, so one run at a time
+        // (binning its tensors on three threads) fetches them all in one session.
+        Assert.Equal(plan == "fewer runs at once", chosen.SeparateSessions && !OutputGroups.Plan(runner, input, tensors, count, budget).SeparateSessions);
         Assert.Equal(plan == "whole batches", chosen.Groups[0].MaxBatch == count);
 
         string[] channelTensors = ["c1", "r3"];
