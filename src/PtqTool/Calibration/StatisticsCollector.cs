@@ -64,26 +64,19 @@ public static class StatisticsCollector
         try
         {
             ParallelCollection.Run(full, FirstPass(), names, channels, stats, workers);
-            if (runs < workers)
+            // A session per group (one group of every tensor when fewer runs at once fit them all), each run with the
+            // threads the concurrent runs leave it, binning its outputs on as many.
+            if (plan is not null && (plan.SeparateSessions || runs < workers))
             {
                 full.Dispose();
                 full = null!;
                 seen = 0;
                 int threadsPerRun = Math.Max(1, workers / runs);
-                using (var runner = OrtRunner.FromModel(OutputGroups.Augment(model, names), options with { Threads = threadsPerRun }, "augmented calibration model"))
-                    ParallelCollection.Run(runner, GroupPass(0, plan!.Groups[0]), names, channels, stats, runs, threadsPerRun);
-                release?.Invoke();
-            }
-            else if (plan is { SeparateSessions: true })
-            {
-                full.Dispose();
-                full = null!;
-                seen = 0;
                 for (int g = 0; g < plan.Groups.Count; g++)
                 {
                     var group = plan.Groups[g];
-                    using (var runner = OrtRunner.FromModel(OutputGroups.Augment(model, group.Tensors), options, "augmented calibration model"))
-                        ParallelCollection.Run(runner, GroupPass(g, group), group.Tensors, channels, stats, workers);
+                    using (var runner = OrtRunner.FromModel(OutputGroups.Augment(model, group.Tensors), options with { Threads = threadsPerRun }, "augmented calibration model"))
+                        ParallelCollection.Run(runner, GroupPass(g, group), group.Tensors, channels, stats, runs, threadsPerRun);
                     release?.Invoke();
                 }
             }
