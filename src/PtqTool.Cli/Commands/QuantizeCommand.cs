@@ -12,6 +12,7 @@ public static class QuantizeCommand
         var set = new QuantizationOptionSet();
         var stats = new Option<string[]>("--stats") { Description = "Quantize from statistics files (ptq calibrate --stats) instead of --calib; several are merged", AllowMultipleArgumentsPerToken = true };
         var eval = new Option<string?>("--eval") { Description = "Evaluation folder: a labelled ImageFolder (top-1/top-5) or unlabelled images (agreement, SQNR)" };
+        var evalText = new Option<string?>("--eval-text") { Description = "Evaluation sentences for a BERT-class encoder: a text file, one a line (with --vocab); held out from --calib-text" };
         var evalLimit = new Option<int?>("--eval-limit") { Description = "Use at most N evaluation samples" };
         var output = new Option<string?>("--out") { Description = "Output model (default MODEL.int8.onnx beside the input)" };
         var report = new Option<string[]>("--report") { Description = "Write the report: .json (schema ptq-report/1) or .md; repeatable", AllowMultipleArgumentsPerToken = true };
@@ -28,13 +29,14 @@ public static class QuantizeCommand
         set.AddTo(command);
         command.Options.Add(synthetic);
         distill.AddTo(command);
-        foreach (var o in new Option[] { stats, eval, evalLimit, output, report, maxDrop, metric, minSqnr, minCosine, avgBits, autoFallback, sensitivitySamples }) command.Options.Add(o);
+        foreach (var o in new Option[] { stats, eval, evalText, evalLimit, output, report, maxDrop, metric, minSqnr, minCosine, avgBits, autoFallback, sensitivitySamples }) command.Options.Add(o);
         command.SetAction(parse => io.Guard(() =>
         {
-            var request = (set.Read(parse) with
+            if (parse.GetValue(eval) is not null && parse.GetValue(evalText) is not null) throw new PtqException("--eval and --eval-text both give evaluation data; give one");
+            var request = (set.Read(parse, parse.GetValue(evalText)) with
             {
                 StatsPaths = parse.GetValue(stats) ?? [],
-                EvalDir = parse.GetValue(eval),
+                EvalDir = parse.GetValue(eval) ?? parse.GetValue(evalText),
                 EvalLimit = parse.GetValue(evalLimit),
                 OutputPath = parse.GetValue(output),
                 ReportPaths = parse.GetValue(report) ?? [],

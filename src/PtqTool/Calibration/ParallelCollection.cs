@@ -39,7 +39,7 @@ internal sealed class ParallelCollection
     /// binned on that many threads, each tensor by one of them (for runner sessions with intra-op threads, when fewer
     /// runs fit the memory budget at once than there are threads).
     /// </summary>
-    public static void Run(OrtRunner runner, IEnumerable<FloatTensor> pieces, IReadOnlyList<string> tensors, IReadOnlySet<string> channelTensors,
+    public static void Run(OrtRunner runner, IEnumerable<ModelFeed> pieces, IReadOnlyList<string> tensors, IReadOnlySet<string> channelTensors,
         ActivationStatistics into, int workers, int binThreads = 1)
     {
         workers = Math.Max(1, workers);
@@ -62,13 +62,13 @@ internal sealed class ParallelCollection
     private Dictionary<string, Histogram> EmptyPartial() =>
         _into.Tensors.Keys.ToDictionary(t => t, t => new Histogram(_into.Tensors[t].BinsPerSide), StringComparer.Ordinal);
 
-    private void Work(OrtRunner runner, IEnumerator<FloatTensor> source, Dictionary<string, Histogram> histograms)
+    private void Work(OrtRunner runner, IEnumerator<ModelFeed> source, Dictionary<string, Histogram> histograms)
     {
         try
         {
             while (true)
             {
-                FloatTensor piece;
+                ModelFeed piece;
                 int index;
                 lock (_gate)
                 {

@@ -30,7 +30,7 @@ public static class StatisticsCollector
         OutputGroups? plan = null;
         int runs = workers;
         long seen = 0;
-        IEnumerable<FloatTensor> FirstPass()
+        IEnumerable<ModelFeed> FirstPass()
         {
             foreach (var batch in batches(0))
             {
@@ -53,7 +53,7 @@ public static class StatisticsCollector
                 foreach (var piece in OutputGroups.Pieces(batch.Input, plan.Groups[0].MaxBatch)) yield return piece;
             }
         }
-        IEnumerable<FloatTensor> GroupPass(int g, OutputGroup group)
+        IEnumerable<ModelFeed> GroupPass(int g, OutputGroup group)
         {
             foreach (var batch in batches(g))
             {

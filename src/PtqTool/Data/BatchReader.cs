@@ -3,24 +3,33 @@ using PtqTool.Onnx;
 namespace PtqTool.Data;
 
 /// <summary>A batch of preprocessed samples with their labels (-1 when unlabelled) and source files.</summary>
-public sealed record SampleBatch(FloatTensor Input, int[] Labels, string[] Files);
+public sealed record SampleBatch(ModelFeed Input, int[] Labels, string[] Files);
 
 /// <summary>
-/// Turns sample files into batches of model input. Images are decoded and preprocessed; .npy and .pb tensors are
-/// taken as they are (one sample, or a leading batch dimension of several). A file that fails to decode is skipped
-/// and counted, or stops the run when <see cref="Strict"/> is set.
+/// Turns sample files into batches of model input. For a model with one float input, images are decoded and
+/// preprocessed and .npy and .pb tensors taken as they are (one sample, or a leading batch dimension of several). For
+/// a model with several inputs (or one that is not float), each sample is an .npz keyed by input name or a folder of
+/// .pb TensorProtos, checked against the model's inputs; samples whose dynamic dimensions differ (sequence length) are
+/// batched with their equals, never padded. A file that fails to decode is skipped and counted, or stops the run when
+/// <see cref="Strict"/> is set.
 /// </summary>
 public sealed class BatchReader
 {
     private readonly IReadOnlyList<SampleFile> _files;
     private readonly Preprocessing _preprocessing;
     private readonly int[] _sampleShape;
+    private readonly IReadOnlyList<InputSpec>? _inputs;
     private readonly int _batch;
+
+    /// <summary>Most batches of distinct shapes held at once; past it the fullest is handed out part-full (bounded memory).</summary>
+    public const int MaxOpenShapes = 16;
 
     /// <summary>Largest batch of input, in floats (1 GiB).</summary>
     public const long MaxBatchFloats = 1L << 28;
 
-    public bool Strict { get; init; }
+    public bool Strict { get; set; }
+    /// <summary>Tokenizes text samples (<see cref="SampleFile.Text"/>) into the model's inputs.</summary>
+    public TextEncoder? Text { get; set; }
     public int Skipped { get; private set; }
     public List<string> Warnings { get; } = [];
     public int Total => _files.Count;
@@ -38,8 +47,79 @@ public sealed class BatchReader
         _batch = batch;
     }
 
+    /// <summary>A reader of named multi-input samples (.npz, .pb folders) for a model with these inputs.</summary>
+    public BatchReader(IReadOnlyList<SampleFile> files, IReadOnlyList<InputSpec> inputs, int batch)
+    {
+        if (batch < 1) throw new PtqException($"--batch: {batch} must be at least 1");
+        _files = files;
+        _inputs = inputs;
+        _preprocessing = new Preprocessing();
+        _sampleShape = [];
+        _batch = batch;
+    }
+
     /// <param name="onFile">Called after each file with the number of files read so far.</param>
-    public IEnumerable<SampleBatch> Read(Action<int>? onFile = null)
+    public IEnumerable<SampleBatch> Read(Action<int>? onFile = null) => _inputs is null ? ReadSingle(onFile) : ReadNamed(onFile);
+
+    /// <summary>One open batch of samples sharing their per-input shapes.</summary>
+    private sealed class Bucket
+    {
+        public List<ModelFeed> Feeds { get; } = [];
+        public List<int> Labels { get; } = [];
+        public List<string> Files { get; } = [];
+        public int Count => Labels.Count;
+    }
+
+    private IEnumerable<SampleBatch> ReadNamed(Action<int>? onFile)
+    {
+        var open = new Dictionary<string, Bucket>(StringComparer.Ordinal);
+        var order = new List<string>();
+        int done = 0;
+        foreach (var file in _files)
+        {
+            var feed = file.Text is string text
+                ? (Text ?? throw new PtqException($"{file.Path}: a text sample, but no tokenizer (--vocab) was given")).Encode(text)
+                : NamedInputs.Read(file.Path, _inputs!);
+            string key = feed.ShapeKey;
+            if (!open.TryGetValue(key, out var bucket))
+            {
+                if (open.Count == MaxOpenShapes)
+                {
+                    string fullest = order.MaxBy(k => open[k].Count)!;
+                    foreach (var b in Drain(open[fullest], all: true)) yield return b;
+                    open.Remove(fullest);
+                    order.Remove(fullest);
+                }
+                open[key] = bucket = new Bucket();
+                order.Add(key);
+            }
+            bucket.Feeds.Add(feed);
+            for (int i = 0; i < feed.Batch; i++) { bucket.Labels.Add(file.Label); bucket.Files.Add(file.Path); }
+            foreach (var b in Drain(bucket, all: false)) yield return b;
+            onFile?.Invoke(++done);
+        }
+        foreach (var key in order)
+            foreach (var b in Drain(open[key], all: true)) yield return b;
+    }
+
+    /// <summary>Hands out the bucket's full batches (and with <paramref name="all"/> its remainder), keeping the rest.</summary>
+    private IEnumerable<SampleBatch> Drain(Bucket bucket, bool all)
+    {
+        if (bucket.Count < _batch && !(all && bucket.Count > 0)) yield break;
+        var joined = ModelFeed.Concat(bucket.Feeds);
+        int taken = all ? joined.Batch : joined.Batch / _batch * _batch;
+        for (int start = 0; start < taken; start += _batch)
+        {
+            int n = Math.Min(_batch, taken - start);
+            yield return new SampleBatch(n == joined.Batch ? joined : joined.Slice(start, n), bucket.Labels.GetRange(start, n).ToArray(), bucket.Files.GetRange(start, n).ToArray());
+        }
+        bucket.Feeds.Clear();
+        if (taken < joined.Batch) bucket.Feeds.Add(joined.Slice(taken, joined.Batch - taken));
+        bucket.Labels.RemoveRange(0, taken);
+        bucket.Files.RemoveRange(0, taken);
+    }
+
+    private IEnumerable<SampleBatch> ReadSingle(Action<int>? onFile)
     {
         int per = FloatTensor.Count(_sampleShape);
         var data = new List<float>(per * _batch);
@@ -83,9 +163,15 @@ public sealed class BatchReader
     private float[][] Load(string path, int per)
     {
         string ext = Path.GetExtension(path).ToLowerInvariant();
-        if (ext is ".npy" or ".pb")
+        if (ext is ".npy" or ".pb" or ".npz")
         {
-            var (values, shape) = ext == ".npy" ? NpyReader.Read(path) : ReadTensorProto(path);
+            var (values, shape) = ext switch
+            {
+                ".npy" => NpyReader.Read(path),
+                ".npz" => NpzReader.Read(path) is { Count: 1 } one ? (one.Values.First().Data, one.Values.First().Shape)
+                    : throw new PtqException($"{path}: holds several arrays, but the model has one input"),
+                _ => ReadTensorProto(path),
+            };
             if (values.Length % per != 0 || !ShapeFits(shape))
                 throw new PtqException($"{path}: tensor shape [{string.Join(',', shape)}] does not fit the model's sample shape [{string.Join(',', _sampleShape)}]");
             return Enumerable.Range(0, values.Length / per).Select(i => values.AsSpan(i * per, per).ToArray()).ToArray();

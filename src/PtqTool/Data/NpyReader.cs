@@ -3,17 +3,51 @@ using System.Text;
 
 namespace PtqTool.Data;
 
-/// <summary>Reads NumPy .npy files (format 1.0–3.0) of float32, float64, uint8, int8, int32 or int64, C order, as float32.</summary>
+/// <summary>A NumPy array read as float32, with its dtype kind ("f4", "i8", "b1", …) so callers can check it against a model input.</summary>
+public sealed record NpyArray(float[] Data, int[] Shape, string Kind)
+{
+    /// <summary>Integer or boolean dtypes (what int64/int32/bool model inputs take).</summary>
+    public bool IsInteger => Kind[0] is 'i' or 'u' or 'b';
+
+    /// <summary>NumPy's name of the dtype, for messages.</summary>
+    public string DtypeName => Kind switch
+    {
+        "b1" => "bool",
+        _ => (Kind[0] switch { 'f' => "float", 'i' => "int", _ => "uint" }) + (8 * (Kind[1] - '0')).ToString(System.Globalization.CultureInfo.InvariantCulture),
+    };
+}
+
+/// <summary>
+/// Reads NumPy .npy files (format 1.0–3.0) of float16/32/64, int8/16/32/64, uint8/16/32/64 or bool, C order, as
+/// float32. Integers beyond ±2^24 are refused: float32 would not hold them exactly.
+/// </summary>
 public static class NpyReader
 {
-    private static readonly Dictionary<string, int> Sizes = new() { ["f4"] = 4, ["f8"] = 8, ["u1"] = 1, ["i1"] = 1, ["i4"] = 4, ["i8"] = 8 };
+    private static readonly Dictionary<string, int> Sizes = new()
+    {
+        ["f2"] = 2, ["f4"] = 4, ["f8"] = 8, ["u1"] = 1, ["i1"] = 1, ["b1"] = 1, ["i2"] = 2, ["u2"] = 2, ["i4"] = 4, ["u4"] = 4, ["i8"] = 8, ["u8"] = 8,
+    };
+
+    private const string Supported = "float16/32/64, int8/16/32/64, uint8/16/32/64, bool";
 
     /// <summary>Reads a .npy; the header (dtype, order, shape) is checked against the file's size before any data is allocated.</summary>
     public static (float[] Data, int[] Shape) Read(string path)
     {
+        var a = ReadArray(path);
+        return (a.Data, a.Shape);
+    }
+
+    public static NpyArray ReadArray(string path)
+    {
         byte[] bytes;
         try { bytes = File.ReadAllBytes(path); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw new PtqException($"{path}: cannot read ({e.Message})", inner: e); }
+        return Parse(bytes, path);
+    }
+
+    /// <param name="path">The file (or "archive.npz:entry.npy") named in errors.</param>
+    public static NpyArray Parse(byte[] bytes, string path)
+    {
         if (bytes.Length < 10 || bytes[0] != 0x93 || Encoding.ASCII.GetString(bytes, 1, 5) != "NUMPY")
             throw new PtqException($"{path}: not a .npy file (bad magic)");
         int major = bytes[6];
@@ -33,10 +67,10 @@ public static class NpyReader
         if (Field(header, "fortran_order", path).StartsWith("True", StringComparison.Ordinal))
             throw new PtqException($"{path}: Fortran-ordered arrays are not supported");
         if (descr.Length < 3 || descr[0] is not ('<' or '|' or '=' or '>'))
-            throw new PtqException($"{path}: dtype '{descr}' is not supported (float32/64, int8/32/64, uint8)");
-        if (descr[0] == '>') throw new PtqException($"{path}: big-endian arrays are not supported");
+            throw new PtqException($"{path}: dtype '{descr}' is not supported ({Supported})");
+        if (descr[0] == '>' && descr[1..] is not ("u1" or "i1" or "b1")) throw new PtqException($"{path}: big-endian arrays are not supported");
         string kind = descr[1..];
-        if (!Sizes.TryGetValue(kind, out int size)) throw new PtqException($"{path}: dtype '{descr}' is not supported (float32/64, int8/32/64, uint8)");
+        if (!Sizes.TryGetValue(kind, out int size)) throw new PtqException($"{path}: dtype '{descr}' is not supported ({Supported})");
         string shapeText = Field(header, "shape", path).Trim().TrimStart('(').TrimEnd(')');
         var shape = new List<int>();
         long count = 1;
@@ -55,24 +89,38 @@ public static class NpyReader
         for (int i = 0; i < count; i++)
         {
             var v = body[(i * size)..];
-            data[i] = kind switch
+            double x = kind switch
             {
+                "f2" => (double)BinaryPrimitives.ReadHalfLittleEndian(v),
                 "f4" => BinaryPrimitives.ReadSingleLittleEndian(v),
-                "f8" => (float)BinaryPrimitives.ReadDoubleLittleEndian(v),
-                "u1" => v[0],
+                "f8" => BinaryPrimitives.ReadDoubleLittleEndian(v),
+                "u1" or "b1" => v[0],
                 "i1" => (sbyte)v[0],
+                "i2" => BinaryPrimitives.ReadInt16LittleEndian(v),
+                "u2" => BinaryPrimitives.ReadUInt16LittleEndian(v),
                 "i4" => BinaryPrimitives.ReadInt32LittleEndian(v),
-                _ => BinaryPrimitives.ReadInt64LittleEndian(v),
+                "u4" => BinaryPrimitives.ReadUInt32LittleEndian(v),
+                "i8" => BinaryPrimitives.ReadInt64LittleEndian(v),
+                _ => BinaryPrimitives.ReadUInt64LittleEndian(v),
             };
+            if (kind[0] is 'i' or 'u' && Math.Abs(x) > Onnx.ModelFeed.ExactIntegerLimit)
+                throw new PtqException($"{path}: element {i} is {x}, beyond ±2^24 (ptq holds inputs as float32, exact only to there)");
+            data[i] = (float)x;
         }
-        return (data, shape.ToArray());
+        return new NpyArray(data, shape.ToArray(), kind);
     }
 
     /// <summary>Writes a float32 C-order .npy (format 1.0).</summary>
-    public static byte[] Write(ReadOnlySpan<float> data, ReadOnlySpan<int> shape)
+    public static byte[] Write(ReadOnlySpan<float> data, ReadOnlySpan<int> shape) => Write("<f4", System.Runtime.InteropServices.MemoryMarshal.AsBytes(data), shape);
+
+    /// <summary>Writes an int64 C-order .npy (format 1.0): token ids, masks.</summary>
+    public static byte[] Write(ReadOnlySpan<long> data, ReadOnlySpan<int> shape) => Write("<i8", System.Runtime.InteropServices.MemoryMarshal.AsBytes(data), shape);
+
+    /// <summary>Writes a C-order .npy (format 1.0) of dtype <paramref name="descr"/> from little-endian element bytes.</summary>
+    public static byte[] Write(string descr, ReadOnlySpan<byte> data, ReadOnlySpan<int> shape)
     {
         string dims = shape.Length == 1 ? $"{shape[0]}," : string.Join(", ", shape.ToArray());
-        string header = $"{{'descr': '<f4', 'fortran_order': False, 'shape': ({dims}), }}";
+        string header = $"{{'descr': '{descr}', 'fortran_order': False, 'shape': ({dims}), }}";
         int total = 10 + header.Length + 1;
         int pad = (64 - total % 64) % 64;
         header = header + new string(' ', pad) + "\n";
@@ -85,7 +133,7 @@ public static class NpyReader
         BinaryPrimitives.WriteUInt16LittleEndian(len, (ushort)header.Length);
         ms.Write(len);
         ms.Write(Encoding.ASCII.GetBytes(header));
-        ms.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(data));
+        ms.Write(data);
         return ms.ToArray();
     }
 

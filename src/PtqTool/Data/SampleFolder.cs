@@ -1,7 +1,7 @@
 namespace PtqTool.Data;
 
-/// <summary>One input file and, for a labelled ImageFolder, its class index.</summary>
-public sealed record SampleFile(string Path, int Label = -1);
+/// <summary>One input file and, for a labelled ImageFolder, its class index; for text samples, the sentence (Path names its file and line).</summary>
+public sealed record SampleFile(string Path, int Label = -1, string? Text = null);
 
 /// <summary>
 /// Lists the samples under a folder: images (jpg, jpeg, png, bmp, webp, gif), .npy arrays or ONNX TensorProto .pb files,
@@ -10,7 +10,7 @@ public sealed record SampleFile(string Path, int Label = -1);
 public static class SampleFolder
 {
     public static readonly string[] ImageExtensions = [".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif"];
-    public static readonly string[] TensorExtensions = [".npy", ".pb"];
+    public static readonly string[] TensorExtensions = [".npy", ".pb", ".npz"];
 
     public static bool IsSample(string path)
     {
@@ -22,9 +22,20 @@ public static class SampleFolder
     /// Every sample file below <paramref name="folder"/>, unlabelled. A folder holding tensor files (.npy, .pb) is read as
     /// tensors only, so the PNG previews `ptq distill` writes beside its .npy samples are not taken for images.
     /// </summary>
-    public static List<SampleFile> List(string folder)
+    /// <param name="namedInputs">
+    /// For a model with several inputs: each sample is an .npz keyed by input name, or a folder of .pb TensorProtos (one
+    /// per input, ONNX's test_data_set layout), listed as that folder.
+    /// </param>
+    public static List<SampleFile> List(string folder, bool namedInputs = false)
     {
         CheckFolder(folder);
+        if (namedInputs)
+        {
+            var named = Named(Walk(folder)).Select(f => new SampleFile(f)).ToList();
+            if (named.Count == 0)
+                throw new PtqException($"{folder}: no .npz samples (keyed by input name) or folders of .pb tensors found; a model with several inputs takes those");
+            return named;
+        }
         var all = Walk(folder).Where(IsSample).ToList();
         bool tensors = all.Any(f => TensorExtensions.Contains(Path.GetExtension(f).ToLowerInvariant()));
         var files = all
@@ -41,7 +52,7 @@ public static class SampleFolder
     /// A labelled ImageFolder: one sub-folder per class; sorted (ordinal) sub-folder order is the class index.
     /// Returns the class names too.
     /// </summary>
-    public static (List<SampleFile> Files, string[] Classes) ListLabelled(string folder)
+    public static (List<SampleFile> Files, string[] Classes) ListLabelled(string folder, bool namedInputs = false)
     {
         CheckFolder(folder);
         string[] classes = Directory.GetDirectories(folder).Select(Path.GetFileName).OrderBy(d => d, StringComparer.Ordinal).ToArray()!;
@@ -50,12 +61,21 @@ public static class SampleFolder
         var files = new List<SampleFile>();
         for (int c = 0; c < classes.Length; c++)
         {
-            files.AddRange(Walk(Path.Combine(folder, classes[c]))
-                .Where(IsSample).OrderBy(f => f, StringComparer.Ordinal).Select(f => new SampleFile(f, c)));
+            var inClass = Walk(Path.Combine(folder, classes[c]));
+            files.AddRange((namedInputs ? Named(inClass) : inClass.Where(IsSample).OrderBy(f => f, StringComparer.Ordinal)).Select(f => new SampleFile(f, c)));
         }
         if (files.Count == 0)
             throw new PtqException($"{folder}: class folders hold no images");
         return (files, classes);
+    }
+
+    /// <summary>The .npz files and the folders holding .pb files among <paramref name="files"/>, in ordinal order.</summary>
+    private static IEnumerable<string> Named(IEnumerable<string> files)
+    {
+        var list = files.ToList();
+        var npz = list.Where(f => Path.GetExtension(f).Equals(".npz", StringComparison.OrdinalIgnoreCase));
+        var pbFolders = list.Where(f => Path.GetExtension(f).Equals(".pb", StringComparison.OrdinalIgnoreCase)).Select(f => Path.GetDirectoryName(f)!).Distinct(StringComparer.Ordinal);
+        return npz.Concat(pbFolders).OrderBy(f => f, StringComparer.Ordinal);
     }
 
     /// <summary>The i-th of n contiguous slices (0-based i), for sharded calibration.</summary>

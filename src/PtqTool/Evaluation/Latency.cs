@@ -6,7 +6,7 @@ namespace PtqTool.Evaluation;
 /// <summary>Wall time of one batch through a model, after warm-up runs; FP32 and INT8 are measured in the same process and settings.</summary>
 public static class Latency
 {
-    public static double MeanMilliseconds(OrtRunner runner, FloatTensor batch, int warmup = 3, int runs = 20)
+    public static double MeanMilliseconds(OrtRunner runner, ModelFeed batch, int warmup = 3, int runs = 20)
     {
         for (int i = 0; i < warmup; i++) Infer(runner, batch);
         var clock = Stopwatch.StartNew();
@@ -15,7 +15,7 @@ public static class Latency
     }
 
     /// <summary>Median wall time of one batch over <paramref name="runs"/> timed runs after warm-up: robust to other work on the machine.</summary>
-    public static double MedianMilliseconds(OrtRunner runner, FloatTensor batch, int warmup = 3, int runs = 30)
+    public static double MedianMilliseconds(OrtRunner runner, ModelFeed batch, int warmup = 3, int runs = 30)
     {
         for (int i = 0; i < warmup; i++) Infer(runner, batch);
         var times = new double[runs];
@@ -29,7 +29,7 @@ public static class Latency
     }
 
     /// <summary>Medians of two models on the same batch, timed in alternating blocks (<see cref="Interleaved"/>).</summary>
-    public static (double A, double B) CompareMedians(OrtRunner a, OrtRunner b, FloatTensor batch, int warmup = 3, int runs = 30)
+    public static (double A, double B) CompareMedians(OrtRunner a, OrtRunner b, ModelFeed batch, int warmup = 3, int runs = 30)
     {
         var times = Interleaved([() => Infer(a, batch), () => Infer(b, batch)], warmup, runs);
         return (Median(times[0]), Median(times[1]));
@@ -76,7 +76,7 @@ public static class Latency
     /// One inference whose outputs are read in place and dropped: timing measures ONNX Runtime, not a managed copy of
     /// the outputs, and thirty runs of a large output leave no garbage (it had raised peak RSS by 50 MiB on a map model).
     /// </summary>
-    private static void Infer(OrtRunner runner, FloatTensor batch) => runner.RunAndDrop(batch);
+    private static void Infer(OrtRunner runner, ModelFeed batch) => runner.RunAndDrop(batch);
 
     public static double Median(double[] values)
     {

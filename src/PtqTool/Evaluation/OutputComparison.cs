@@ -15,6 +15,12 @@ public sealed record OutputComparison(
     /// <summary>Whether the output is one score vector per sample ([batch, classes]); top-1 agreement means nothing otherwise (a heat map, a sequence).</summary>
     public bool ClassScores { get; init; } = true;
 
+    /// <summary>The input whose mask mean-pooled token outputs into sentence embeddings before comparing (<see cref="SentenceEmbedding"/>), or null.</summary>
+    public string? PooledBy { get; init; }
+
+    /// <summary>Spearman's ρ of the pairwise output similarities, FP32 vs quantized (<see cref="PairRanking"/>); NaN when not measured.</summary>
+    public double PairSpearman { get; init; } = double.NaN;
+
     public static OutputComparison Run(OrtRunner fp32, OrtRunner int8, IEnumerable<SampleBatch> batches, Action<int>? onSamples = null)
     {
         var comparer = new OutputComparer();
@@ -36,6 +42,15 @@ public sealed class OutputComparer
     private int _n, _labelled, _fTop1, _qTop1, _fTop5, _qTop5, _agree;
     private bool _classScores = true;
     private double _signal, _noise, _cosine;
+    private readonly PairRanking? _pairs;
+    private readonly string? _pooledBy;
+
+    /// <param name="pooledBy">The mask input the outputs were mean-pooled by; its comparison also ranks sample pairs.</param>
+    public OutputComparer(string? pooledBy = null)
+    {
+        _pooledBy = pooledBy;
+        if (pooledBy is not null) _pairs = new PairRanking();
+    }
 
     public int Samples => _n;
 
@@ -63,6 +78,7 @@ public sealed class OutputComparer
             }
             _signal += ff;
             _cosine += ff > 0 && qq > 0 ? dot / Math.Sqrt(ff * qq) : (ff == qq ? 1 : 0);
+            _pairs?.Add(fr, qr);
             int label = labels[i];
             if (label >= 0)
             {
@@ -88,6 +104,6 @@ public sealed class OutputComparer
         double Pct(int hits, int of) => of == 0 ? double.NaN : 100.0 * hits / of;
         return new OutputComparison(_n, _labelled == _n && _n > 0,
             Pct(_fTop1, _labelled), Pct(_qTop1, _labelled), Pct(_fTop5, _labelled), Pct(_qTop5, _labelled),
-            Pct(_agree, _n), Sqnr.Decibels(_signal, _noise), _n == 0 ? double.NaN : _cosine / _n) { ClassScores = _classScores };
+            Pct(_agree, _n), Sqnr.Decibels(_signal, _noise), _n == 0 ? double.NaN : _cosine / _n) { ClassScores = _classScores && _pooledBy is null, PooledBy = _pooledBy, PairSpearman = _pairs?.Spearman() ?? double.NaN };
     }
 }

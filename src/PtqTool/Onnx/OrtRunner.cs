@@ -98,51 +98,54 @@ public sealed class OrtRunner : IDisposable
     /// <summary>The first input's fixed batch size, or -1 when the batch dimension is symbolic.</summary>
     public int FixedBatch => InputShape(InputNames[0]) is { Length: > 0 } s && s[0] > 0 ? s[0] : -1;
 
-    /// <summary>Runs one batch through a single-input model.</summary>
-    public Dictionary<string, FloatTensor> Run(FloatTensor input, IReadOnlyList<string>? outputs = null) =>
-        Run(new Dictionary<string, FloatTensor> { [InputNames[0]] = input }, outputs);
+    /// <summary>The element type the model declares for input <paramref name="name"/>.</summary>
+    public TensorElementType InputElementType(string name) => _session.InputMetadata[name].ElementDataType;
 
     /// <summary>
     /// Runs a batch. When the model's first input has a fixed batch dimension different from the batch given,
     /// the batch is run in chunks of the fixed size and the outputs are joined.
     /// </summary>
-    public Dictionary<string, FloatTensor> Run(IReadOnlyDictionary<string, FloatTensor> inputs, IReadOnlyList<string>? outputs = null)
+    public Dictionary<string, FloatTensor> Run(ModelFeed inputs, IReadOnlyList<string>? outputs = null)
     {
         outputs ??= OutputNames;
-        var first = inputs[InputNames[0]];
-        int fixedBatch = FixedBatch;
-        if (fixedBatch < 0 || first.Batch == fixedBatch)
+        int fixedBatch = FixedBatch, batch = inputs.BatchOf(InputNames[0]);
+        if (fixedBatch < 0 || batch == fixedBatch)
             return RunOnce(inputs, outputs);
-        if (first.Batch % fixedBatch != 0)
-            throw new PtqException($"model has a fixed batch of {fixedBatch}; a batch of {first.Batch} cannot be split into it");
+        if (batch % fixedBatch != 0)
+            throw new PtqException($"model has a fixed batch of {fixedBatch}; a batch of {batch} cannot be split into it");
         var parts = new List<Dictionary<string, FloatTensor>>();
-        for (int start = 0; start < first.Batch; start += fixedBatch)
-        {
-            var chunk = inputs.ToDictionary(kv => kv.Key, kv => kv.Value.Slice(start, fixedBatch));
-            parts.Add(RunOnce(chunk, outputs));
-        }
+        for (int start = 0; start < batch; start += fixedBatch)
+            parts.Add(RunOnce(inputs.Slice(start, fixedBatch), outputs));
         return outputs.ToDictionary(o => o, o => parts[0][o].Shape.Length > 0
             ? FloatTensor.Concat(parts.Select(p => p[o]).ToList())
-            : throw new PtqException($"output '{o}' has no batch axis, so a model with a fixed batch of {fixedBatch} cannot be run on {first.Batch} samples in chunks"));
+            : throw new PtqException($"output '{o}' has no batch axis, so a model with a fixed batch of {fixedBatch} cannot be run on {batch} samples in chunks"));
     }
 
+    /// <summary>Runs a batch fed by input name (graphs ptq builds: gradient and block graphs, float inputs).</summary>
+    public Dictionary<string, FloatTensor> Run(IReadOnlyDictionary<string, FloatTensor> inputs, IReadOnlyList<string>? outputs = null) =>
+        Run(new ModelFeed(inputs.Keys.ToList(), inputs.Values.ToList(), sameBatch: false), outputs);
+
     /// <summary>Runs one batch and drops every output in ONNX Runtime's own buffers, of any type (latency timing).</summary>
-    public void RunAndDrop(FloatTensor input)
+    public void RunAndDrop(ModelFeed input)
     {
         if (FixedBatch > 0 && input.Batch != FixedBatch)
         {
             Run(input);
             return;
         }
-        using var value = OrtValue.CreateTensorValueFromMemory(input.Data, input.Shape.Select(d => (long)d).ToArray());
+        var (names, values) = FeedValues(input, copy: false);
         using var runOptions = new RunOptions();
         try
         {
-            using var results = _session.Run(runOptions, [InputNames[0]], [value], OutputNames);
+            using var results = _session.Run(runOptions, names, values, OutputNames);
         }
         catch (OnnxRuntimeException e)
         {
             throw new PtqException($"ONNX Runtime failed to run the model: {FirstLine(e.Message)}", inner: e);
+        }
+        finally
+        {
+            foreach (var v in values) v.Dispose();
         }
     }
 
@@ -150,7 +153,7 @@ public sealed class OrtRunner : IDisposable
     /// Runs one batch and hands each float output to <paramref name="visit"/> as a span over ONNX Runtime's own buffer,
     /// released right after: nothing is copied, so streaming consumers (calibration) allocate nothing per batch.
     /// </summary>
-    public void Visit(FloatTensor input, IReadOnlyList<string> outputs, Action<string, ReadOnlySpan<float>, int[]> visit)
+    public void Visit(ModelFeed input, IReadOnlyList<string> outputs, Action<string, ReadOnlySpan<float>, int[]> visit)
     {
         using var held = RunHeld(input, outputs);
         held.Visit(visit);
@@ -160,29 +163,57 @@ public sealed class OrtRunner : IDisposable
     /// Runs one batch and keeps the float outputs in ONNX Runtime's own buffers until the returned object is disposed, so
     /// that they can be read after the run returns, on any thread (calibration bins them while other runs go on).
     /// </summary>
-    public HeldOutputs RunHeld(FloatTensor input, IReadOnlyList<string> outputs)
+    public HeldOutputs RunHeld(ModelFeed input, IReadOnlyList<string> outputs)
     {
-        if (FixedBatch > 0 && input.Batch != FixedBatch) return new HeldOutputs(outputs, null, null, Run(input, outputs));
+        if (FixedBatch > 0 && input.Batch != FixedBatch) return new HeldOutputs(outputs, [], null, Run(input, outputs));
         // The feed is a native copy owned by the held outputs: ONNX Runtime may return the feed itself (a graph input
         // exposed as an output) or a view of it (Reshape), and a managed array would be unpinned, movable and reusable
         // by the caller long before the outputs are read.
-        var value = OrtValue.CreateAllocatedTensorValue(OrtAllocator.DefaultInstance, TensorElementType.Float, input.Shape.Select(d => (long)d).ToArray());
+        var (names, values) = FeedValues(input, copy: true);
         try
         {
-            input.Data.AsSpan().CopyTo(value.GetTensorMutableDataAsSpan<float>());
             using var runOptions = new RunOptions();
-            return new HeldOutputs(outputs, value, _session.Run(runOptions, [InputNames[0]], [value], outputs), null);
+            return new HeldOutputs(outputs, values, _session.Run(runOptions, names, values, outputs), null);
         }
         catch (Exception e)
         {
-            value.Dispose();
+            foreach (var v in values) v.Dispose();
             if (e is OnnxRuntimeException ort) throw new PtqException($"ONNX Runtime failed to run the model: {FirstLine(ort.Message)}", inner: ort);
             throw;
         }
     }
 
+    /// <summary>
+    /// The feed as ONNX Runtime values of each input's declared element type. Float inputs are fed from the managed
+    /// array itself unless <paramref name="copy"/>; other types (int64 token ids, bool masks, float16) are converted
+    /// into native buffers.
+    /// </summary>
+    private (List<string> Names, List<OrtValue> Values) FeedValues(ModelFeed feed, bool copy)
+    {
+        var names = new List<string>(feed.Tensors.Count);
+        var values = new List<OrtValue>(feed.Tensors.Count);
+        try
+        {
+            for (int i = 0; i < feed.Tensors.Count; i++)
+            {
+                string name = feed.Names[i] ?? (InputNames.Count == 1 ? InputNames[0]
+                    : throw new PtqException($"model has {InputNames.Count} inputs ({string.Join(", ", InputNames)}); a batch must name the input of each tensor"));
+                if (!_session.InputMetadata.TryGetValue(name, out var meta))
+                    throw new PtqException($"model has no input '{name}' (its inputs: {string.Join(", ", InputNames)})");
+                names.Add(name);
+                values.Add(InputValues.Create(meta.ElementDataType, feed.Tensors[i], copy, name));
+            }
+            return (names, values);
+        }
+        catch
+        {
+            foreach (var v in values) v.Dispose();
+            throw;
+        }
+    }
+
     /// <summary>Outputs of one run, alive until disposed (<see cref="RunHeld"/>).</summary>
-    public sealed class HeldOutputs(IReadOnlyList<string> names, OrtValue? feed, IDisposableReadOnlyCollection<OrtValue>? values, Dictionary<string, FloatTensor>? copies) : IDisposable
+    public sealed class HeldOutputs(IReadOnlyList<string> names, IReadOnlyList<OrtValue> feed, IDisposableReadOnlyCollection<OrtValue>? values, Dictionary<string, FloatTensor>? copies) : IDisposable
     {
         /// <summary>How many outputs <see cref="Visit(int, Action{string, ReadOnlySpan{float}, int[]})"/> can hand out.</summary>
         public int Count => names.Count;
@@ -212,21 +243,15 @@ public sealed class OrtRunner : IDisposable
         public void Dispose()
         {
             values?.Dispose();
-            feed?.Dispose();
+            foreach (var v in feed) v.Dispose();
         }
     }
 
-    private Dictionary<string, FloatTensor> RunOnce(IReadOnlyDictionary<string, FloatTensor> inputs, IReadOnlyList<string> outputs)
+    private Dictionary<string, FloatTensor> RunOnce(ModelFeed inputs, IReadOnlyList<string> outputs)
     {
-        var names = new List<string>(inputs.Count);
-        var values = new List<OrtValue>(inputs.Count);
+        var (names, values) = FeedValues(inputs, copy: false);
         try
         {
-            foreach (var (name, tensor) in inputs)
-            {
-                names.Add(name);
-                values.Add(OrtValue.CreateTensorValueFromMemory(tensor.Data, tensor.Shape.Select(d => (long)d).ToArray()));
-            }
             using var runOptions = new RunOptions();
             using var results = _session.Run(runOptions, names, values, outputs);
             var dict = new Dictionary<string, FloatTensor>(outputs.Count);

@@ -42,11 +42,11 @@ public sealed class OutputGroups
     /// Measures each tensor's bytes per sample on <paramref name="probe"/> (a session exposing all of them; one sample,
     /// or the model's fixed batch) and plans the groups for batches of <paramref name="batch"/>.
     /// </summary>
-    public static OutputGroups Plan(OrtRunner probe, FloatTensor sample, IReadOnlyList<string> tensors, int batch, long budgetBytes) =>
+    public static OutputGroups Plan(OrtRunner probe, ModelFeed sample, IReadOnlyList<string> tensors, int batch, long budgetBytes) =>
         Plan(SampleBytes(probe, sample, tensors), tensors, batch, budgetBytes, Math.Max(1, probe.FixedBatch));
 
     /// <summary>Each tensor's bytes per sample, measured on <paramref name="probe"/> (one sample, or the model's fixed batch).</summary>
-    public static Dictionary<string, long> SampleBytes(OrtRunner probe, FloatTensor sample, IReadOnlyList<string> tensors)
+    public static Dictionary<string, long> SampleBytes(OrtRunner probe, ModelFeed sample, IReadOnlyList<string> tensors)
     {
         var one = sample.Slice(0, Math.Min(sample.Batch, Math.Max(1, probe.FixedBatch)));
         var sizes = new Dictionary<string, long>(StringComparer.Ordinal);
@@ -90,7 +90,7 @@ public sealed class OutputGroups
     }
 
     /// <summary>The batch in pieces of at most <paramref name="max"/> samples.</summary>
-    public static IEnumerable<FloatTensor> Pieces(FloatTensor batch, int max)
+    public static IEnumerable<ModelFeed> Pieces(ModelFeed batch, int max)
     {
         if (batch.Batch <= max) { yield return batch; yield break; }
         for (int start = 0; start < batch.Batch; start += max) yield return batch.Slice(start, Math.Min(max, batch.Batch - start));

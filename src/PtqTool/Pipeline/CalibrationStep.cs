@@ -53,7 +53,7 @@ public static class CalibrationStep
         }
         if (request.CalibDir is null)
             throw new PtqException("no calibration data: give --calib DIR, --stats FILE or --synthetic zeroq|gaussian");
-        var files = SampleFolder.List(request.CalibDir);
+        var files = model.ListSamples(request.CalibDir);
         // --limit picks the data set; --shard then splits that set, so shards together see exactly what one run sees.
         if (request.Limit is int limit) files = Subset.Spread(files, limit);
         if (request.Shard is (int index, int count)) files = SampleFolder.Shard(files, index, count);
@@ -62,7 +62,7 @@ public static class CalibrationStep
         IEnumerable<SampleBatch> Pass(int pass)
         {
             // A pass per group of exposed tensors when one sample's tensors exceed --memory-budget; the first counts skips.
-            var reader = new BatchReader(files, model.Preprocessing, model.SampleShape, request.Batch) { Strict = request.Strict };
+            var reader = model.Reader(files, request.Batch, request.Strict);
             if (pass == 0) first = reader;
             progress.Start(pass == 0 ? "calibrating" : $"calibrating (pass {pass + 1})", files.Count);
             return Prefetch.Ahead(reader.Read(progress.Report));

@@ -46,11 +46,11 @@ public sealed class EvaluationSet
             List<SampleFile> files;
             if (labelled)
             {
-                var (all, classes) = SampleFolder.ListLabelled(dir);
+                var (all, classes) = SampleFolder.ListLabelled(dir, model.NamedInputs);
                 CheckClasses(dir, classes.Length, model);
                 files = all;
             }
-            else files = SampleFolder.List(dir);
+            else files = model.ListSamples(dir);
             if (request.EvalLimit is int n) files = Subset.Spread(files, n);
             var set = new EvaluationSet(request, model, files, null, labelled ? $"{dir} (labelled)" : $"{dir} (unlabelled)", labelled);
             set.Probe();
@@ -58,7 +58,7 @@ public sealed class EvaluationSet
         }
         if (request.CalibDir is not null)
         {
-            var files = Subset.Spread(SampleFolder.List(request.CalibDir), request.EvalLimit ?? UnlabelledFallbackSamples);
+            var files = Subset.Spread(model.ListSamples(request.CalibDir), request.EvalLimit ?? UnlabelledFallbackSamples);
             return new EvaluationSet(request, model, files, null, $"{request.CalibDir} (calibration images, unlabelled)", false);
         }
         throw new PtqException("no evaluation data: give --eval DIR (with --stats there are no calibration images to compare on)");
@@ -69,7 +69,7 @@ public sealed class EvaluationSet
     public IEnumerable<SampleBatch> Batches()
     {
         if (_synthetic is not null) return CalibrationStep.Batches(_synthetic, _request.Batch);
-        Reader = new BatchReader(_files!, _model.Preprocessing, _model.SampleShape, _request.Batch) { Strict = _request.Strict };
+        Reader = _model.Reader(_files!, _request.Batch, _request.Strict);
         return Prefetch.Ahead(Reader.Read());
     }
 
@@ -87,7 +87,7 @@ public sealed class EvaluationSet
     /// <summary>Reads the first evaluation sample now, so a folder the model cannot take fails before calibration, not after.</summary>
     private void Probe()
     {
-        var reader = new BatchReader(_files!.Take(1).ToList(), _model.Preprocessing, _model.SampleShape, 1) { Strict = false };
+        var reader = _model.Reader(_files!.Take(1).ToList(), 1, strict: false);
         foreach (var _ in reader.Read()) break;
     }
 }

@@ -23,7 +23,8 @@ public static class EvaluationStep
         int Skipped, int LatencyBatch, double Fp32Ms, double Int8Ms);
 
     public static Result Run(ModelProto original, ModelProto quantized, EvaluationSet data, IReadOnlyList<string> qdqTensors,
-        Func<string, (double Scale, int ZeroPoint)> parameters, RunnerOptions options, ProgressReporter progress, long budgetBytes = OutputGroups.DefaultBudgetBytes)
+        Func<string, (double Scale, int ZeroPoint)> parameters, RunnerOptions options, ProgressReporter progress, long budgetBytes = OutputGroups.DefaultBudgetBytes,
+        string? poolBy = null)
     {
         var kept = new List<SampleBatch>();
         OutputComparison fused, exact;
@@ -38,7 +39,7 @@ public static class EvaluationStep
             MemoryUse.Trace("evaluation sessions");
             progress.Start("evaluating", data.Total);
             using (var unfused = OrtRunner.FromModel(quantized, alternating with { Optimization = GraphOptimizationLevel.ORT_DISABLE_ALL }, "quantized model"))
-                (fused, exact) = Compare(fp32, int8, unfused, Keep(data.Batches(), kept, LayerBatches), progress);
+                (fused, exact) = Compare(fp32, int8, unfused, Keep(data.Batches(), kept, LayerBatches), progress, poolBy);
             progress.Finish();
             MemoryUse.Trace("output comparison");
             foreach (var w in data.Reader?.Warnings.Take(5) ?? []) progress.Warn($"warning: skipped {w}");
@@ -64,18 +65,19 @@ public static class EvaluationStep
     }
 
     private static (OutputComparison Fused, OutputComparison Exact) Compare(OrtRunner fp32, OrtRunner int8, OrtRunner exact,
-        IEnumerable<SampleBatch> batches, ProgressReporter progress)
+        IEnumerable<SampleBatch> batches, ProgressReporter progress, string? poolBy)
     {
-        var fused = new OutputComparer();
-        var semantic = new OutputComparer();
+        var fused = new OutputComparer(poolBy);
+        var semantic = new OutputComparer(poolBy);
         string output = fp32.OutputNames[0];
         foreach (var batch in batches)
         {
-            var f = fp32.Run(batch.Input, [output])[output];
-            fused.Add(batch.Labels, f, int8.Run(batch.Input, [output])[output], batch.Files);
+            FloatTensor Pool(FloatTensor t) => poolBy is null ? t : SentenceEmbedding.MeanPool(t, batch.Input[poolBy]);
+            var f = Pool(fp32.Run(batch.Input, [output])[output]);
+            fused.Add(batch.Labels, f, Pool(int8.Run(batch.Input, [output])[output]), batch.Files);
             // The unfused session keeps every dequantized tensor in float: it runs in small pieces, so its memory does
             // not grow with --batch (its outputs per sample are the same either way).
-            semantic.Add(batch.Labels, f, FloatTensor.Concat(OutputGroups.Pieces(batch.Input, ExactPiece).Select(p => exact.Run(p, [output])[output]).ToList()), batch.Files);
+            semantic.Add(batch.Labels, f, Pool(FloatTensor.Concat(OutputGroups.Pieces(batch.Input, ExactPiece).Select(p => exact.Run(p, [output])[output]).ToList())), batch.Files);
             progress.Report(fused.Samples);
         }
         return (fused.Result(), semantic.Result());

@@ -23,6 +23,13 @@ public sealed class PreparedModel
     public required QuantizationPlan Plan { get; init; }
     public required QuantizationOptions Options { get; init; }
     public required Preprocessing Preprocessing { get; init; }
+    /// <summary>The model's inputs (name, element type, declared shape).</summary>
+    public required IReadOnlyList<InputSpec> Inputs { get; init; }
+    /// <summary>The tokenizer of text samples (--calib-text, --eval-text), or null.</summary>
+    public TextEncoder? Text { get; init; }
+    /// <summary>Whether samples are named multi-input files (.npz, .pb folders) rather than images or bare tensors.</summary>
+    public bool NamedInputs => ModelInputs.Named(Inputs);
+    /// <summary>One sample's shape for a single float input (images, tensors); empty for named inputs.</summary>
     public required int[] SampleShape { get; init; }
     public required string Sha256 { get; init; }
     /// <summary>External data files the model reads (inputs that no output may overwrite).</summary>
@@ -47,17 +54,20 @@ public sealed class PreparedModel
         var options = request.Options.ForTarget();
         if (options.Loss == "entropy" && options.ActivationBits < 8)
             warn($"warning: entropy calibration is built for 8-bit activations; at {options.ActivationBits} bits its KL search clips almost everything (see docs/results.md): prefer msqe or qsin");
-        int[] declared, outputShape;
+        int[] outputShape;
         string outputName;
+        List<InputSpec> inputs;
         using (var runner = OrtRunner.FromModel(InlineCopy(original), nameForErrors: request.ModelPath))
         {
-            declared = ModelInput.Of(runner, request.ModelPath).DeclaredShape;
+            inputs = ModelInputs.Of(runner);
             outputName = runner.OutputNames[0];
             outputShape = runner.OutputShape(outputName);
         }
         MemoryUse.Trace("the FP32 metadata session");
-        var input = new ModelInput(original.DataInputs().First().Name, declared);
-        var preprocessing = PreprocessingResolver.Resolve(request.ModelPath, declared, request.Preprocessing);
+        // Images need preprocessing; named multi-input samples (.npz, .pb folders) are fed as they are.
+        bool named = ModelInputs.Named(inputs);
+        var preprocessing = named ? new Preprocessing() : PreprocessingResolver.Resolve(request.ModelPath, inputs[0].DeclaredShape, request.Preprocessing);
+        var text = request.Text is { } t ? TextEncoder.Create(t.Vocab!, t.SequenceLength, t.Lowercase, inputs, request.ModelPath) : null;
 
         var folded = new OnnxGraph(normalized.Model.Clone(), original.BaseDirectory);
         int bn = BatchNormFolding.Fold(folded);
@@ -75,13 +85,26 @@ public sealed class PreparedModel
         return new PreparedModel
         {
             Path = request.ModelPath, Original = original, Normalized = normalized, Upgrade = upgrade, Normalization = normalization, Folded = folded, FoldedBatchNorms = bn, Plan = plan, Options = options,
-            Preprocessing = preprocessing, SampleShape = input.SampleShape(preprocessing, request.ModelPath),
+            Preprocessing = preprocessing, Inputs = inputs, Text = text, SampleShape = named ? [] : ModelInputs.SampleShape(inputs[0], preprocessing, request.ModelPath),
             Sha256 = ModelChecks.Digest(request.ModelPath, external),
             ExternalDataFiles = external,
             OutputName = outputName,
             OutputShape = outputShape,
         };
     }
+
+    /// <summary>The reader of sample files for this model's inputs.</summary>
+    public BatchReader Reader(IReadOnlyList<SampleFile> files, int batch, bool strict)
+    {
+        var reader = ModelInputs.Reader(Inputs, files, Preprocessing, SampleShape, batch);
+        reader.Strict = strict;
+        reader.Text = Text;
+        return reader;
+    }
+
+    /// <summary>The samples under a folder, as this model's inputs take them.</summary>
+    public List<SampleFile> ListSamples(string folder) =>
+        Text is not null && File.Exists(folder) ? TextSamples.List(folder) : SampleFolder.List(folder, NamedInputs);
 
     /// <summary>A copy with external data read in, so it can be handed to ONNX Runtime as bytes.</summary>
     private static Onnx.Proto.ModelProto InlineCopy(OnnxGraph graph)

@@ -105,7 +105,8 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
         MemoryUse.Trace("saturation check");
 
         var measured = EvaluationStep.Run(model.OriginalForRuntime(), quantized, evaluationSet, model.Plan.QdqTensors,
-            t => (parameters[t].Scale, parameters[t].ZeroPoint), new RunnerOptions { Threads = request.Threads }, progress, (long)request.MemoryBudgetMiB << 20);
+            t => (parameters[t].Scale, parameters[t].ZeroPoint), new RunnerOptions { Threads = request.Threads }, progress, (long)request.MemoryBudgetMiB << 20,
+            SentenceEmbedding.MaskInput(model.Inputs, model.OutputShape));
         var (fused, semantic, layers) = (measured.Fused, measured.Exact, measured.Layers);
         MemoryUse.Trace("evaluation");
 
@@ -132,6 +133,8 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
             Rewrite = summary,
             FloatOps = model.Plan.FloatOps,
             FloatUnits = model.Plan.FloatUnits,
+            MaskNodes = model.Plan.MaskNodes,
+            FloatJoins = model.Plan.FloatJoins,
             EvaluationSource = evaluationSet.Source,
             EvaluationSkipped = measured.Skipped,
             Outputs = fused,
@@ -164,7 +167,7 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
             .Input(Preprocessing.SidecarPath(request.ModelPath), "input model's sidecar", optional: true);
         foreach (var f in model.ExternalDataFiles) check.Input(f, "input model's external data");
         foreach (var s in request.StatsPaths) check.Input(s, "statistics file");
-        check.InputFolder(request.CalibDir, "calibration folder").InputFolder(request.EvalDir, "evaluation folder");
+        request.CheckDataPaths(check);
         check.Output(output, "output model (--out)").Output(sidecar, "output model's sidecar");
         if (model.ExternalDataFiles.Count > 0) check.Output(output + ".data", "output model's external data");
         foreach (var r in request.ReportPaths) check.Output(r, "report (--report)");

@@ -2,6 +2,19 @@ using PtqTool.Rewrite;
 
 namespace PtqTool.Pipeline;
 
+/// <summary>Sentences as samples: the tokenizer's vocabulary, the sequence length (null: each sentence its own), the case rule.</summary>
+/// <param name="CalibText">--calib-text was given (CalibDir is then that file).</param>
+/// <param name="EvalText">--eval-text was given (EvalDir is then that file).</param>
+public sealed record TextOptions(string? Vocab, int? SequenceLength, bool Lowercase, bool CalibText, bool EvalText)
+{
+    public TextOptions Validated()
+    {
+        if (Vocab is null) throw new PtqException($"{(CalibText ? "--calib-text" : "--eval-text")}: tokenizing sentences needs --vocab FILE (the model's WordPiece vocab.txt)");
+        if (SequenceLength is < 2 or > 8192) throw new PtqException($"--seq-len: {SequenceLength} must be in 2..8192");
+        return this;
+    }
+}
+
 /// <summary>The inputs of `ptq quantize` and `ptq calibrate`.</summary>
 public sealed record QuantizeRequest
 {
@@ -9,7 +22,10 @@ public sealed record QuantizeRequest
     public string? OutputPath { get; init; }
     public QuantizationOptions Options { get; init; } = new();
     public PreprocessingOverrides Preprocessing { get; init; } = new();
+    /// <summary>The calibration folder, or with <see cref="Text"/>.CalibText a text file of sentences (--calib-text).</summary>
     public string? CalibDir { get; init; }
+    /// <summary>Text samples for BERT-class encoders (--calib-text, --eval-text): sentences tokenized with --vocab.</summary>
+    public TextOptions? Text { get; init; }
     public IReadOnlyList<string> StatsPaths { get; init; } = [];
     public string? EvalDir { get; init; }
     /// <summary>At most this many calibration samples.</summary>
@@ -74,6 +90,15 @@ public sealed record QuantizeRequest
         return gate;
     }
 
+    /// <summary>Adds the calibration and evaluation data (folders, or text files) to <paramref name="check"/>.</summary>
+    public IoCheck CheckDataPaths(IoCheck check)
+    {
+        if (Text?.CalibText == true) check.Input(CalibDir, "calibration sentences (--calib-text)"); else check.InputFolder(CalibDir, "calibration folder");
+        if (Text?.EvalText == true) check.Input(EvalDir, "evaluation sentences (--eval-text)"); else check.InputFolder(EvalDir, "evaluation folder");
+        if (Text?.Vocab is string v) check.Input(v, "vocabulary (--vocab)");
+        return check;
+    }
+
     /// <summary>Largest --batch: one batch of a 3×224×224 model is already 600 MB at this size.</summary>
     public const int MaxBatch = 1024;
 
@@ -88,6 +113,7 @@ public sealed record QuantizeRequest
     public QuantizeRequest Validated()
     {
         Options.Validated();
+        Text?.Validated();
         if (Batch is < 1 or > MaxBatch) throw new PtqException($"--batch: {Batch} must be in 1..{MaxBatch}");
         if (Limit is < 1) throw new PtqException($"--limit: {Limit} must be at least 1");
         if (EvalLimit is < 1) throw new PtqException($"--eval-limit: {EvalLimit} must be at least 1");

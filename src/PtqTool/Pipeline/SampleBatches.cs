@@ -12,13 +12,15 @@ public static class SampleBatches
     /// <param name="purpose">The option asking, for messages ("--avg-bits").</param>
     public static List<Onnx.FloatTensor> Load(PreparedModel model, QuantizeRequest request, int count, Onnx.FloatTensor? synthetic, string purpose)
     {
+        if (model.Inputs.Count != 1)
+            throw new PtqException($"{purpose}: {model.Path} has {model.Inputs.Count} inputs; this step works on single-input models for now (calibration, the QDQ rewrite and evaluation take several)");
         if (request.CalibDir is null && synthetic is not null)
-            return CalibrationStep.Batches(synthetic.Slice(0, Math.Min(synthetic.Batch, count)), request.Batch).Select(b => b.Input).ToList();
+            return CalibrationStep.Batches(synthetic.Slice(0, Math.Min(synthetic.Batch, count)), request.Batch).Select(b => b.Input.Tensors[0]).ToList();
         string dir = request.CalibDir ?? request.EvalDir
             ?? throw new PtqException($"{purpose}: this needs samples: give --calib DIR or --eval DIR");
-        var files = Subset.Spread(SampleFolder.List(dir), count);
-        var reader = new BatchReader(files, model.Preprocessing, model.SampleShape, request.Batch) { Strict = request.Strict };
-        var batches = reader.Read().Select(b => b.Input).ToList();
+        var files = Subset.Spread(model.ListSamples(dir), count);
+        var reader = model.Reader(files, request.Batch, request.Strict);
+        var batches = reader.Read().Select(b => b.Input.Tensors[0]).ToList();
         if (batches.Count == 0) throw new PtqException($"{dir}: no sample could be read for {purpose}");
         return batches;
     }

@@ -29,6 +29,9 @@ public sealed record QuantizationReport
     public required IReadOnlyDictionary<string, int> FloatOps { get; init; }
     /// <summary>Recognized LayerNorm/GELU patterns kept in float as wholes, by kind.</summary>
     public IReadOnlyDictionary<string, int> FloatUnits { get; init; } = new Dictionary<string, int>();
+    /// <summary>Quantizable nodes kept float on attention-mask paths, and Add/Mul nodes kept float because only float ops read them.</summary>
+    public int MaskNodes { get; init; }
+    public int FloatJoins { get; init; }
     public required string EvaluationSource { get; init; }
     /// <summary>Evaluation images that could not be read and were skipped.</summary>
     public int EvaluationSkipped { get; init; }

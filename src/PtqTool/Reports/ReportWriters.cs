@@ -90,6 +90,8 @@ public static class ReportWriters
             w.WriteString("activation_storage", r.Rewrite.ActivationStorage);
             WriteCounts(w, "float_ops", r.FloatOps);
             WriteCounts(w, "float_units", r.FloatUnits);
+            w.WriteNumber("mask_nodes", r.MaskNodes);
+            w.WriteNumber("float_joins", r.FloatJoins);
             WriteCounts(w, "onnxruntime_ops", r.OnnxRuntimeOps);
             w.WriteEndObject();
             w.WriteStartObject("target");
@@ -383,6 +385,8 @@ public static class ReportWriters
         w.AppendLine($"  ONNX Runtime kernels: {string.Join(", ", r.OnnxRuntimeOps.Where(kv => kv.Key.StartsWith("QLinear", StringComparison.Ordinal) || kv.Key.StartsWith("QGemm", StringComparison.Ordinal) || kv.Key.Contains("Integer", StringComparison.Ordinal)).Select(kv => $"{kv.Key} {kv.Value}").DefaultIfEmpty("none fused"))}");
         if (r.FloatOps.Count > 0) w.AppendLine($"  kept in float: {string.Join(", ", r.FloatOps.Select(kv => $"{kv.Key} {kv.Value}"))}");
         if (r.FloatUnits.Count > 0) w.AppendLine($"  recognized, kept in float as wholes: {string.Join(", ", r.FloatUnits.Select(kv => $"{kv.Key} {kv.Value}"))}");
+        if (r.MaskNodes + r.FloatJoins > 0) w.AppendLine($"  kept in float by the plan: {r.MaskNodes} on attention-mask paths, {r.FloatJoins} Add/Mul read only by float ops (residual streams)");
+        if (r.Outputs.PooledBy is string mask) w.AppendLine($"  compared: sentence embeddings (first output mean-pooled over '{mask}'); pair-similarity Spearman over {Math.Min(r.Outputs.Samples, PairRanking.MaxSamples)} sentences");
         w.AppendLine($"  worst layers (SQNR vs FP32, dB):");
         foreach (var l in r.Layers.Take(worstLayers)) w.AppendLine($"    {Format.F(l.SqnrDb, 1),6}  {l.Tensor}  ({l.Producer})");
         if (r.Gate.Threshold is double m)
@@ -454,8 +458,10 @@ public static class ReportWriters
             yield return ("top-5 (%)", Format.F(o.Fp32Top5), $"{Format.F(o.Int8Top5)} ({Format.Signed(o.Int8Top5 - o.Fp32Top5)})", $"{Format.F(e.Int8Top5)} ({Format.Signed(e.Int8Top5 - e.Fp32Top5)})");
         }
         if (o.ClassScores) yield return ("top-1 agreement (%)", "", Format.F(o.Agreement), Format.F(e.Agreement));
-        yield return ("output SQNR (dB)", "", Format.F(o.SqnrDb, 1), Format.F(e.SqnrDb, 1));
-        yield return ("output cosine", "", Format.F(o.Cosine, 5), Format.F(e.Cosine, 5));
+        string what = o.PooledBy is null ? "output" : "sentence";
+        yield return ($"{what} SQNR (dB)", "", Format.F(o.SqnrDb, 1), Format.F(e.SqnrDb, 1));
+        yield return ($"{what} cosine", "", Format.F(o.Cosine, 5), Format.F(e.Cosine, 5));
+        if (!double.IsNaN(o.PairSpearman)) yield return ("pair-similarity Spearman", "", Format.F(o.PairSpearman, 5), Format.F(e.PairSpearman, 5));
         yield return ("size", Format.Bytes(r.Fp32Bytes), $"{Format.Bytes(r.Int8Bytes)} ({(double)r.Fp32Bytes / r.Int8Bytes:0.00}x smaller)", "");
         yield return ($"latency (ms/batch {r.LatencyBatch})", Format.F(r.Fp32LatencyMs), $"{Format.F(r.Int8LatencyMs)} ({r.Fp32LatencyMs / r.Int8LatencyMs:0.00}x faster)", "");
     }
@@ -473,6 +479,8 @@ public static class ReportWriters
         w.WriteBoolean("class_scores", o.ClassScores);
         Number(w, "output_sqnr_db", o.SqnrDb);
         Number(w, "output_cosine", o.Cosine);
+        if (o.PooledBy is null) w.WriteNull("pooled_by"); else w.WriteString("pooled_by", o.PooledBy);
+        Number(w, "pair_similarity_spearman", o.PairSpearman);
     }
 
     private static void WriteSaturation(Utf8JsonWriter w, string name, SaturationReport s)

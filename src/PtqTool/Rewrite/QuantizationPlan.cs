@@ -46,6 +46,12 @@ public sealed class QuantizationPlan
     /// <summary>Op types left in float because no handler knows them or they were excluded, with counts.</summary>
     public SortedDictionary<string, int> FloatOps { get; } = new(StringComparer.Ordinal);
 
+    /// <summary>Quantizable nodes kept in float because they build or apply an attention mask (<see cref="Onnx.MaskPaths"/>).</summary>
+    public int MaskNodes { get; set; }
+
+    /// <summary>Add/Mul nodes kept in float because no quantized node reads their output.</summary>
+    public int FloatJoins { get; set; }
+
     /// <summary>Recognized multi-node functions kept in float as wholes (<see cref="Onnx.FloatUnits"/>), by kind, with counts.</summary>
     public SortedDictionary<string, int> FloatUnits { get; } = new(StringComparer.Ordinal);
 

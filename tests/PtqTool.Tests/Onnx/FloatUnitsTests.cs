@@ -113,7 +113,9 @@ public class FloatUnitsTests
         Assert.Equal(1, report["rewrite"]!["float_units"]!["LayerNorm"]!.GetValue<int>());
         Assert.Null(report["rewrite"]!["float_ops"]!["Sqrt"]);
         var quantized = Quantized(q);
-        Assert.Contains(input, quantized);
+        // The residual stream into a LayerNorm stays float (no quantized node reads it: its outlier channels would
+        // flatten the rest; MiniLM's sentence cosine 0.956 -> 0.987, docs/transformers.md); what comes out is quantized.
+        Assert.DoesNotContain(input, quantized);
         Assert.Contains(output, quantized);
         Assert.DoesNotContain(inner, quantized.Contains);
         // ONNX Runtime's own fusion reaches the float pattern (with no Q/DQ inside): a LayerNormalization kernel, or the

@@ -10,6 +10,8 @@ public sealed class PlanBuilder
     private readonly HashSet<NodeProto> _quantized;
     /// <summary>Nodes of recognized LayerNorm/GELU units (<see cref="FloatUnits"/>): float inside, quantized only at their edges.</summary>
     private readonly HashSet<NodeProto> _inUnits = [];
+    /// <summary>Nodes that build or apply an attention mask (<see cref="MaskPaths"/>): kept in float, like excluded ones.</summary>
+    private readonly HashSet<NodeProto> _maskPaths;
 
     public OnnxGraph Graph { get; }
     public QuantizationOptions Options { get; }
@@ -25,7 +27,17 @@ public sealed class PlanBuilder
             Plan.FloatUnits[unit.Kind] = Plan.FloatUnits.GetValueOrDefault(unit.Kind) + 1;
             _inUnits.UnionWith(unit.Nodes);
         }
-        _quantized = graph.Graph.Node.Where(n => OpHandlers.For(n.OpType) is not null && !IsExcluded(n, options) && !_inUnits.Contains(n)).ToHashSet();
+        _maskPaths = MaskPaths.Find(graph);
+        _quantized = graph.Graph.Node.Where(n => OpHandlers.For(n.OpType) is not null && !KeptFloat(n) && !_inUnits.Contains(n)).ToHashSet();
+        Plan.MaskNodes = _maskPaths.Count(n => OpHandlers.For(n.OpType) is not null);
+        // Consumers before producers: an Add or Mul that no quantized node reads stays float (a QLinearAdd would only
+        // requantize what a float op reads next: the residual stream into a LayerNorm, with its outlier channels).
+        foreach (var node in graph.TopologicalOrder().AsEnumerable().Reverse())
+            if (node.OpType is "Add" or "Mul" && _quantized.Contains(node) && !ReadQuantized(node.Output[0]))
+            {
+                _quantized.Remove(node);
+                Plan.FloatJoins++;
+            }
     }
 
     /// <summary>Plans the rewrite of a graph (BatchNormalization already folded).</summary>
@@ -52,6 +64,17 @@ public sealed class PlanBuilder
 
     public bool IsQuantized(NodeProto node) => _quantized.Contains(node);
 
+    private Dictionary<string, int>? _ranks;
+
+    /// <summary>The tensor's rank where <see cref="RankInference"/> can tell it, else null.</summary>
+    public int? Rank(string tensor) => (_ranks ??= RankInference.Infer(Graph)).TryGetValue(tensor, out int r) ? r : null;
+
+    /// <summary>Whether a quantized node reads <paramref name="tensor"/> (graph outputs are read in float).</summary>
+    public bool ReadQuantized(string tensor) => !Graph.IsGraphOutput(tensor) && Graph.Consumers(tensor).Any(_quantized.Contains);
+
+    /// <summary>Excluded by the user, or on an attention-mask path: the node and its output stay float.</summary>
+    private bool KeptFloat(NodeProto node) => IsExcluded(node, Options) || _maskPaths.Contains(node);
+
     /// <summary>Gives an activation input a Q/DQ pair (with its own statistics unless its producer already planned it).</summary>
     /// <returns>Whether the input is a quantized activation.</returns>
     public bool QuantizeInput(NodeProto node, int index)
@@ -61,7 +84,7 @@ public sealed class PlanBuilder
         if (!IsFloatActivation(t)) return false;
         // An explicitly excluded producer stays float through its output: a Q right after it would let ONNX Runtime
         // fuse it into an integer kernel anyway. (Ops without a handler do get DQ → op → Q, so neighbours still fuse.)
-        if (Graph.Producer(t) is { } producer && IsExcluded(producer, Options)) return false;
+        if (Graph.Producer(t) is { } producer && KeptFloat(producer)) return false;
         if (!Plan.IsQdq(t))
         {
             Plan.AddQdq(t);

@@ -36,6 +36,10 @@ public sealed class WeightedOpHandler : IOpHandler
                 ? 2 : null;
             plan.Weight(new WeightUse(node, 1, axis, bias));
         }
+        // A MatMul output that only float ops read stays float: ONNX Runtime then runs it as MatMulIntegerToFloat
+        // (integer product, float result) and no requantization rounds it (BERT's FFN outputs carry outlier channels).
+        // Not where the output is known to be 2-D: ONNX Runtime first fuses a 2-D MatMul + Add into a float Gemm.
+        if (node.OpType == "MatMul" && !plan.ReadQuantized(node.Output[0]) && plan.Rank(node.Output[0]) is not (int and <= 2)) return;
         plan.QuantizeOutput(node, 0);
     }
 }

@@ -1,0 +1,35 @@
+using PtqTool.Data;
+using PtqTool.Onnx;
+
+namespace PtqTool.Pipeline;
+
+/// <summary>The model's data inputs as its ONNX Runtime session declares them, and the per-sample shape of an image input.</summary>
+public static class ModelInputs
+{
+    public static List<InputSpec> Of(OrtRunner runner) =>
+        runner.InputNames.Select(n => new InputSpec(n, (int)runner.InputElementType(n), runner.InputShape(n))).ToList();
+
+    /// <summary>
+    /// Whether samples are named multi-input files (.npz, .pb folders): several inputs, or one that is not float.
+    /// Otherwise the one float input takes images or bare tensors.
+    /// </summary>
+    public static bool Named(IReadOnlyList<InputSpec> inputs) => inputs.Count != 1 || !inputs[0].IsFloat;
+
+    /// <summary>The per-sample shape of a single input: from the model where it is fixed, else from preprocessing (images).</summary>
+    public static int[] SampleShape(InputSpec input, Preprocessing p, string modelPath)
+    {
+        var declared = input.DeclaredShape.Skip(1).ToArray();
+        if (declared.All(d => d > 0))
+        {
+            return declared;
+        }
+        var fromPre = p.SampleShape;
+        if (fromPre.Length != declared.Length)
+            throw new PtqException($"{modelPath}: input '{input.Name}' has rank {input.DeclaredShape.Length}; preprocessing gives rank {fromPre.Length + 1}");
+        return declared.Select((d, i) => d > 0 ? d : fromPre[i]).ToArray();
+    }
+
+    /// <summary>The batch reader for these inputs: named samples, or images/tensors for a single float input.</summary>
+    public static BatchReader Reader(IReadOnlyList<InputSpec> inputs, IReadOnlyList<SampleFile> files, Preprocessing p, int[] sampleShape, int batch) =>
+        Named(inputs) ? new BatchReader(files, inputs, batch) : new BatchReader(files, p, sampleShape, batch);
+}
