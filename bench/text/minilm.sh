@@ -44,6 +44,8 @@ print(f"{sys.argv[2]:28s} cosine {e['output_cosine']:.5f}  spearman {e['pair_sim
       f"peak RSS {r['resources']['peak_rss_bytes'] / 2**20:.0f} MiB  wall {sys.argv[3]} s")
 PY
 }
-run seq128-msqe --seq-len 128
+run seq128-defaults --seq-len 128
+run seq128-smoothquant-off --seq-len 128 --smoothquant off
 run seq128-qsin --seq-len 128 --loss qsin
-run dynamic-qsin --loss qsin
+run seq128-qsin-smoothquant-off --seq-len 128 --loss qsin --smoothquant off
+run dynamic-defaults

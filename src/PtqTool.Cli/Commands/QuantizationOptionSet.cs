@@ -53,6 +53,7 @@ public sealed class QuantizationOptionSet(OptionScope scope = OptionScope.Quanti
     public Option<string> MultipointForm { get; } = new("--multipoint-form") { Description = "How second terms run: auto (per layer, the form with fewer multiply-adds; default), scatter (a branch over the chosen channels only, placed by a one-hot 1x1 conv) or padded (a branch over whole layers)", DefaultValueFactory = _ => "auto" };
     public Option<string> Target { get; } = new("--target") { Description = "CPU the model is for: auto (this one), x86-vnni, x86-avx2, arm64, portable (docs/cpu-targets.md)", DefaultValueFactory = _ => "auto" };
     public Option<string?> SaturationGuard { get; } = new("--saturation-guard") { Description = "Override the target's guard against 16-bit pair saturation: none, pair-bound, 7bit-weights, 7bit-activations, u8-weights" };
+    public Option<string> SmoothQuant { get; } = new("--smoothquant") { Description = "SmoothQuant: move LayerNorm outputs' outlier channels into the MatMul weights that read them: auto (alpha 0.5 where a LayerNorm feeds MatMul weights, with --calib/--calib-text; default), off, or the migration strength alpha in [0, 1] (docs/transformers.md)", DefaultValueFactory = _ => "auto" };
     public Option<string[]> Exclude { get; } = new("--exclude") { Description = "Node names or op types to keep in float", AllowMultipleArgumentsPerToken = true };
     public PreprocessingOptions Preprocessing { get; } = new();
 
@@ -61,7 +62,7 @@ public sealed class QuantizationOptionSet(OptionScope scope = OptionScope.Quanti
         command.Arguments.Add(Model);
         Option[] data = [Calib, CalibText, Vocab, SeqLen, Cased, Limit, Batch, Strict, MemoryBudget];
         Option[] common = [Threads, Quiet];
-        Option[] choices = [Loss, WeightLoss, Percentile, Bits, WeightBits, ActivationBits, ActivationType, SymmetricActivations, PerTensorWeights, WeightStorage, BiasCorrection, Rounding, RoundingTarget, RoundingIterations, RoundingSamples, Multipoint, MultipointForm, Target, SaturationGuard, Exclude];
+        Option[] choices = [Loss, WeightLoss, Percentile, Bits, WeightBits, ActivationBits, ActivationType, SymmetricActivations, PerTensorWeights, WeightStorage, BiasCorrection, Rounding, RoundingTarget, RoundingIterations, RoundingSamples, Multipoint, MultipointForm, Target, SaturationGuard, Exclude, SmoothQuant];
         IEnumerable<Option> options = scope switch
         {
             OptionScope.Quantize => [.. data, .. common, .. choices],
@@ -127,6 +128,7 @@ public sealed class QuantizationOptionSet(OptionScope scope = OptionScope.Quanti
             Preprocessing = Preprocessing.Read(parse),
             CalibDir = calib ?? calibText,
             Text = text,
+            SmoothQuant = Get(parse, SmoothQuant, "auto"),
             Limit = Get(parse, Limit, null),
             Batch = Get(parse, Batch, 32),
             Strict = Get(parse, Strict, false),

@@ -10,7 +10,7 @@ namespace PtqTool.Pipeline;
 /// A model made ready for calibration and rewriting: the original (the FP32 reference), a copy with BatchNormalization
 /// folded, the rewrite plan over that copy, the input's preprocessing, and the model file's digest (stats files carry it).
 /// </summary>
-public sealed class PreparedModel
+public sealed record PreparedModel
 {
     public required string Path { get; init; }
     public required OnnxGraph Original { get; init; }

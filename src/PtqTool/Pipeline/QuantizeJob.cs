@@ -18,7 +18,7 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
     public QuantizationReport Run()
     {
         request.Validated();
-        var model = PreparedModel.Prepare(request, progress.Warn);
+        var (model, smoothing) = SmoothQuantStep.Apply(PreparedModel.Prepare(request, progress.Warn), request, progress);
         string output = request.ResolvedOutputPath;
         // The quantized model's sidecar (ptq eval reads it); a report asked for at that very path wins.
         string? sidecar = Preprocessing.SidecarPath(output);
@@ -34,7 +34,8 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
         MemoryUse.Trace("preparing");
         Onnx.FloatTensor? synthetic = null;
         // After --auto-fallback, the statistics its search measured on are those of this data: no second pass.
-        var reused = fallback?.Calibration.For(model, request);
+        // (Not after smoothing: those statistics are of the unsmoothed tensors.)
+        var reused = smoothing is null ? fallback?.Calibration.For(model, request) : null;
         if (reused is not null) synthetic = fallback!.Calibration.Synthetic;
         var (stats, calibrationSource) = reused ?? CalibrationStep.Run(model, request, progress, s => synthetic = s);
         MemoryUse.Release();
@@ -133,6 +134,7 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
             Rewrite = summary,
             FloatOps = model.Plan.FloatOps,
             FloatUnits = model.Plan.FloatUnits,
+            Smoothing = smoothing,
             MaskNodes = model.Plan.MaskNodes,
             FloatJoins = model.Plan.FloatJoins,
             EvaluationSource = evaluationSet.Source,

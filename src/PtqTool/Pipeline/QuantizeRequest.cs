@@ -26,6 +26,22 @@ public sealed record QuantizeRequest
     public string? CalibDir { get; init; }
     /// <summary>Text samples for BERT-class encoders (--calib-text, --eval-text): sentences tokenized with --vocab.</summary>
     public TextOptions? Text { get; init; }
+    /// <summary>
+    /// --smoothquant: "auto" (α = <see cref="SmoothQuantStep.DefaultAlpha"/> wherever a LayerNorm feeds MatMul weights
+    /// and calibration samples are given), "off", or α in [0, 1] (<see cref="SmoothQuantStep"/>).
+    /// </summary>
+    public string SmoothQuant { get; init; } = "auto";
+
+    /// <summary>The migration strength asked for, or null for off; <see cref="SmoothQuantExplicit"/> tells auto from a given α.</summary>
+    public double? SmoothQuantAlpha => SmoothQuant switch
+    {
+        "off" => null,
+        "auto" => CalibDir is null ? null : SmoothQuantStep.DefaultAlpha,
+        _ => double.TryParse(SmoothQuant, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double a) ? a
+            : throw new PtqException($"--smoothquant: '{SmoothQuant}' is not auto, off or a number in [0, 1]"),
+    };
+
+    public bool SmoothQuantExplicit => SmoothQuant is not ("auto" or "off");
     public IReadOnlyList<string> StatsPaths { get; init; } = [];
     public string? EvalDir { get; init; }
     /// <summary>At most this many calibration samples.</summary>
@@ -114,6 +130,11 @@ public sealed record QuantizeRequest
     {
         Options.Validated();
         Text?.Validated();
+        if (SmoothQuantExplicit)
+        {
+            if (SmoothQuantAlpha is not (>= 0 and <= 1)) throw new PtqException($"--smoothquant: {SmoothQuant} must be auto, off or in [0, 1] (the migration strength α; 0.5 is the paper's default)");
+            if (CalibDir is null) throw new PtqException("--smoothquant: measuring the activations' channel maxima needs --calib DIR or --calib-text FILE");
+        }
         if (Batch is < 1 or > MaxBatch) throw new PtqException($"--batch: {Batch} must be in 1..{MaxBatch}");
         if (Limit is < 1) throw new PtqException($"--limit: {Limit} must be at least 1");
         if (EvalLimit is < 1) throw new PtqException($"--eval-limit: {EvalLimit} must be at least 1");

@@ -31,6 +31,8 @@ public sealed record QuantizationReport
     public IReadOnlyDictionary<string, int> FloatUnits { get; init; } = new Dictionary<string, int>();
     /// <summary>Quantizable nodes kept float on attention-mask paths, and Add/Mul nodes kept float because only float ops read them.</summary>
     public int MaskNodes { get; init; }
+    /// <summary>What --smoothquant did, or null without it.</summary>
+    public Pipeline.SmoothingSummary? Smoothing { get; init; }
     public int FloatJoins { get; init; }
     public required string EvaluationSource { get; init; }
     /// <summary>Evaluation images that could not be read and were skipped.</summary>

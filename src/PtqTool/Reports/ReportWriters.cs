@@ -91,6 +91,17 @@ public static class ReportWriters
             WriteCounts(w, "float_ops", r.FloatOps);
             WriteCounts(w, "float_units", r.FloatUnits);
             w.WriteNumber("mask_nodes", r.MaskNodes);
+            if (r.Smoothing is not { } sm) w.WriteNull("smoothquant");
+            else
+            {
+                w.WriteStartObject("smoothquant");
+                w.WriteNumber("alpha", sm.Alpha);
+                w.WriteNumber("layernorms", sm.Sites);
+                w.WriteNumber("samples", sm.Samples);
+                w.WriteNumber("largest_factor", sm.LargestFactor);
+                w.WriteNumber("smallest_factor", sm.SmallestFactor);
+                w.WriteEndObject();
+            }
             w.WriteNumber("float_joins", r.FloatJoins);
             WriteCounts(w, "onnxruntime_ops", r.OnnxRuntimeOps);
             w.WriteEndObject();
