@@ -34,8 +34,8 @@ run() {
   local name=$1; shift
   local start=$SECONDS
   $ptq quantize "$out/minilm.onnx" --calib-text "$out/text/calib.txt" --eval-text "$out/text/eval.txt" --vocab "$out/vocab.txt" \
-    --out "$out/$name.onnx" --report "$out/$name.json" --quiet "$@" > "$out/$name.txt" || true
-  python3 - "$out/$name.json" "$name" $((SECONDS - start)) <<'PY'
+    --out "$out/$name.onnx" --report "$out/$name.report.json" --quiet "$@" > "$out/$name.txt" 2> "$out/$name.err" || true
+  python3 - "$out/$name.report.json" "$name" $((SECONDS - start)) <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1])); e = r["evaluation"]; l = r["latency"]
 print(f"{sys.argv[2]:28s} cosine {e['output_cosine']:.5f}  spearman {e['pair_similarity_spearman']:.5f}  "

@@ -89,6 +89,8 @@ public static class CalibrationStep
     /// <summary>The synthetic calibration batch: ZeroQ-distilled, or plain N(0,1) in the model's input space.</summary>
     public static Onnx.FloatTensor SyntheticSamples(PreparedModel model, QuantizeRequest request, ProgressReporter progress)
     {
+        if (model.NamedInputs)
+            throw new PtqException($"--synthetic: {model.Path} has {model.Inputs.Count} input(s) of which not all are one float tensor; synthetic data is made for a single float input (give --calib DIR of .npz samples or --calib-text)");
         var o = request.Distill with { Threads = request.Threads, InputRange = ImageInputRange(model) };
         int[] shape = [o.Count, .. model.SampleShape];
         if (request.Synthetic == "gaussian")

@@ -36,6 +36,7 @@ public sealed class EvaluationSet
     {
         if (request.EvalDir is null && request.CalibDir is null && request.Synthetic is not null)
         {
+            if (model.NamedInputs) throw new PtqException($"--synthetic: {model.Path} has inputs that are not one float tensor; give --eval DIR of .npz samples or --eval-text");
             var samples = new FloatTensor(Distill.ZeroQDistiller.Gaussian(request.Distill.Count * FloatTensor.Count(model.SampleShape), request.Distill.Seed + 1),
                 [request.Distill.Count, .. model.SampleShape]);
             return new EvaluationSet(request, model, null, samples, "N(0,1) inputs (no --eval given, unlabelled)", false);

@@ -167,4 +167,13 @@ public class MultiInputTests
         Assert.NotEqual(0, code);
         Assert.Contains("no .npz samples", err);
     }
+
+    [Fact]
+    public void Synthetic_data_is_refused_for_a_model_with_several_inputs()
+    {
+        string dir = Repo.TempDir();
+        var (code, _, err) = CliRunner.Run("quantize", SaveModel(dir), "--synthetic", "gaussian", "--out", Path.Combine(dir, "q.onnx"), "--quiet");
+        Assert.Equal(2, code);
+        Assert.Contains("--synthetic:", err);
+    }
 }
