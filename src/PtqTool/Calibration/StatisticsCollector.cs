@@ -23,6 +23,12 @@ public static class StatisticsCollector
         var stats = new ActivationStatistics(modelSha256);
         foreach (var t in tensors) stats.Tensors[t] = new Histogram();
         var channels = new HashSet<string>(channelTensors ?? [], StringComparer.Ordinal);
+        if (names.Count == 0)
+        {
+            // Nothing to observe (a weight-only model: every MatMul as MatMulNBits): the samples are read and counted only.
+            foreach (var batch in batches(0)) stats.Samples += batch.Input.Batch;
+            return stats;
+        }
         // Single-threaded runs, as many at once as there are threads (ParallelCollection): each binning its own outputs.
         int workers = Workers(runnerOptions?.Threads ?? 0);
         var options = (runnerOptions ?? new RunnerOptions()) with { Threads = 1 };

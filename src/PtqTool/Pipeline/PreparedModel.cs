@@ -80,7 +80,7 @@ public sealed record PreparedModel
                 throw new PtqException($"{request.ModelPath}: ops without a quantization handler: {list} (drop --strict to keep them in float)");
             warn($"note: kept in float (no handler or excluded): {list}");
         }
-        if (plan.QdqTensors.Count == 0)
+        if (plan.QdqTensors.Count == 0 && !(options.Int4WeightStorage && folded.Graph.Node.Any(n => MatMulNBits.Eligible(folded, n))))
             throw new PtqException($"{request.ModelPath}: nothing to quantize (no supported ops: {string.Join(", ", OpHandlers.SupportedOps)})");
         return new PreparedModel
         {

@@ -85,9 +85,12 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
         }
         if (options.Int4WeightStorage)
         {
-            int packed = Int4Storage.Apply(quantized);
-            if (packed == 0) progress.Warn("note: --weight-storage int4: no weight tensor has codes within [-8, 7] (use --weight-bits 4 or --avg-bits); int8 storage kept");
-            else summary = summary with { WeightStorage = $"int4 storage (opset 21) for {packed} weight tensor(s), int8 for the rest; ONNX Runtime 1.31 dequantizes int4 weights and runs those ops in float" };
+            // MatMul weights (left float by the plan) run as 4-bit MatMulNBits, packed from their float values.
+            int nbits = MatMulNBits.Apply(quantized);
+            int packed = Int4Storage.Apply(quantized, refuse: nbits == 0);
+            string matmuls = nbits > 0 ? $"{nbits} MatMul weight(s) as 4-bit com.microsoft MatMulNBits (blocks of {MatMulNBits.BlockSize}, nearest rounding, activations float into them); " : "";
+            if (packed == 0 && nbits == 0) progress.Warn("note: --weight-storage int4: no weight tensor has codes within [-8, 7] (use --weight-bits 4 or --avg-bits); int8 storage kept");
+            else summary = summary with { WeightStorage = matmuls + (packed > 0 ? $"int4 storage (opset 21) for {packed} weight tensor(s), int8 for the rest; ONNX Runtime 1.31 dequantizes int4 weights and runs those ops in float" : "int8 storage for the rest") };
         }
         var target = new TargetSummary(model.Options.Target, model.Options.Guard, CpuInfo.This);
         ModelMetadata.Write(quantized, target, options, summary);

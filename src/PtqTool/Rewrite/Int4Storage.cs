@@ -26,14 +26,16 @@ public static class Int4Storage
         "Sum", "Mean", "ArgMax", "TopK", "Identity", "BatchNormalization",
     };
 
+    /// <param name="refuse">Refuse a graph that cannot be raised to opset 21 (else leave it at int8 storage and return 0).</param>
     /// <returns>How many weight tensors went to int4.</returns>
-    public static int Apply(ModelProto model)
+    public static int Apply(ModelProto model, bool refuse = true)
     {
         var graph = new OnnxGraph(model);
         long opset = graph.OpsetVersion();
+        var other = model.Graph.Node.FirstOrDefault(n => !(n.Domain == MatMulNBits.Domain && n.OpType == "MatMulNBits") && (n.Domain is not ("" or "ai.onnx") || !Unchanged.Contains(n.OpType)));
+        if (!refuse && (opset != 13 || other is not null)) return 0;
         if (opset != 13)
             throw new PtqException($"--weight-storage int4: the quantized model has opset {opset}; int4 storage raises opset 13 to 21 only");
-        var other = model.Graph.Node.FirstOrDefault(n => n.Domain is not ("" or "ai.onnx") || !Unchanged.Contains(n.OpType));
         if (other is not null)
             throw new PtqException($"--weight-storage int4: op {other.OpType} ('{other.Name}') may change meaning between opsets 13 and 21; use --weight-storage int8");
         int converted = 0;

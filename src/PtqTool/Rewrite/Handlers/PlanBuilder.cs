@@ -51,7 +51,8 @@ public sealed class PlanBuilder
                 builder.Plan.QuantizedNodes.Add(node);
                 OpHandlers.For(node.OpType)!.Plan(node, builder);
             }
-            else if (node.OpType is not ("Constant" or "Identity") && !builder._inUnits.Contains(node))
+            else if (node.OpType is not ("Constant" or "Identity") && !builder._inUnits.Contains(node)
+                     && !(options.Int4WeightStorage && MatMulNBits.Eligible(graph, node)))
             {
                 builder.Plan.FloatOps[node.OpType] = builder.Plan.FloatOps.GetValueOrDefault(node.OpType) + 1;
             }
@@ -73,7 +74,8 @@ public sealed class PlanBuilder
     public bool ReadQuantized(string tensor) => !Graph.IsGraphOutput(tensor) && Graph.Consumers(tensor).Any(_quantized.Contains);
 
     /// <summary>Excluded by the user, or on an attention-mask path: the node and its output stay float.</summary>
-    private bool KeptFloat(NodeProto node) => IsExcluded(node, Options) || _maskPaths.Contains(node);
+    private bool KeptFloat(NodeProto node) => IsExcluded(node, Options) || _maskPaths.Contains(node)
+        || (Options.Int4WeightStorage && MatMulNBits.Eligible(Graph, node));
 
     /// <summary>Gives an activation input a Q/DQ pair (with its own statistics unless its producer already planned it).</summary>
     /// <returns>Whether the input is a quantized activation.</returns>
