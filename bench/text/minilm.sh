@@ -49,3 +49,4 @@ run seq128-smoothquant-off --seq-len 128 --smoothquant off
 run seq128-qsin --seq-len 128 --loss qsin
 run seq128-qsin-smoothquant-off --seq-len 128 --loss qsin --smoothquant off
 run dynamic-defaults
+run seq128-int4-matmulnbits --seq-len 128 --weight-storage int4
