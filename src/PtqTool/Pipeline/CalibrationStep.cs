@@ -41,7 +41,7 @@ public static class CalibrationStep
         ActivationStatistics Collect(Func<int, IEnumerable<SampleBatch>> batches) =>
             StatisticsCollector.Collect(model.Folded.Model, model.Plan.StatsTensors, batches, model.Sha256,
                 new Onnx.RunnerOptions { Threads = request.Threads },
-                channelTensors: request.KeepChannelMeans ?? model.Options.BiasCorrection ? model.Plan.Weights.Select(w => w.Node.Input[0]).Distinct().ToList() : [],
+                channelTensors: request.KeepChannelMeans ?? model.Options.BiasCorrection ? BiasCorrectedInputs(model) : [],
                 budgetBytes: (long)request.MemoryBudgetMiB << 20, release: MemoryUse.Release);
         if (request.Synthetic is not null)
         {
@@ -77,6 +77,14 @@ public static class CalibrationStep
         CheckFinite(stats, request.CalibDir);
         return (stats, $"{request.CalibDir}{(request.Shard is (int i, int n) ? $" shard {i}/{n}" : "")}");
     }
+
+    /// <summary>
+    /// The inputs of the layers bias correction can correct (Conv, Gemm): their per-channel means are kept. MatMul inputs
+    /// are not: the correction does not handle MatMul, and a transformer's [batch, sequence, hidden] input has no
+    /// channel axis at 1 (its length varies from batch to batch).
+    /// </summary>
+    private static List<string> BiasCorrectedInputs(PreparedModel model) =>
+        model.Plan.Weights.Where(w => w.Node.OpType is "Conv" or "Gemm").Select(w => w.Node.Input[0]).Distinct().ToList();
 
     /// <summary>NaN or infinite activations mean the FP32 model breaks on this data: no scale chosen from them would mean anything.</summary>
     public static void CheckFinite(ActivationStatistics stats, string source)

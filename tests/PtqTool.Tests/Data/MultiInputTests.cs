@@ -176,4 +176,35 @@ public class MultiInputTests
         Assert.Equal(2, code);
         Assert.Contains("--synthetic:", err);
     }
+
+    [Fact]
+    public void Calibrate_keeps_statistics_of_sequences_of_changing_length()
+    {
+        // ids [N, S] → Gather(E) [N, S, 8] → MatMul(W) [N, S, 4]: the MatMul input has no channel axis at 1 (S varies),
+        // so `ptq calibrate` (which keeps channel means for a later --bias-correction) must not take one there.
+        var model = new PtqTool.Onnx.Proto.ModelProto { IrVersion = 8, Graph = new PtqTool.Onnx.Proto.GraphProto { Name = "seq" } };
+        model.OpsetImport.Add(new PtqTool.Onnx.Proto.OperatorSetIdProto { Domain = "", Version = 13 });
+        var g = new OnnxGraph(model);
+        var full = TwoInputModel.Build();
+        g.Graph.Input.Add(full.Graph.Input.Single(i => i.Name == "ids").Clone());
+        g.AddInitializer(TensorData.FromFloats("E", [TwoInputModel.Vocabulary, 8], Enumerable.Range(0, TwoInputModel.Vocabulary * 8).Select(i => (i % 11 - 5) / 4f).ToArray()));
+        g.AddInitializer(TensorData.FromFloats("W", [8, 4], Enumerable.Range(0, 32).Select(i => (i % 7 - 3) / 3f).ToArray()));
+        g.AddNode(NodeAttributes.Node("Gather", "embed", ["E", "ids"], ["e"]));
+        g.AddNode(NodeAttributes.Node("MatMul", "dense", ["e", "W"], ["y"]));
+        g.AddOutput("y");
+        string dir = Repo.TempDir(), path = Path.Combine(dir, "seq.onnx"), calib = Path.Combine(dir, "calib");
+        OnnxModelFile.Save(model, path);
+        Directory.CreateDirectory(calib);
+        var rng = new Random(8);
+        for (int i = 0; i < 6; i++)
+        {
+            int length = 3 + i % 3;
+            File.WriteAllBytes(Path.Combine(calib, $"s{i}.npz"), NpzWriter.Write([("ids", NpyReader.Write(Enumerable.Range(0, length).Select(_ => (long)rng.Next(TwoInputModel.Vocabulary)).ToArray(), [1, length]))]));
+        }
+        var (code, _, err) = CliRunner.Run("calibrate", path, "--calib", calib, "--stats", Path.Combine(dir, "s.json"), "--batch", "2", "--quiet");
+        Assert.True(code == 0, err);
+        var stats = PtqTool.Calibration.ActivationStatistics.Load(Path.Combine(dir, "s.json"));
+        Assert.Equal(6, stats.Samples);
+        Assert.Contains("e", stats.Tensors.Keys);
+    }
 }
