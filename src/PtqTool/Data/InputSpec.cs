@@ -5,7 +5,7 @@ namespace PtqTool.Data;
 /// <summary>One graph input as the model declares it: name, ONNX element type, shape (−1 for a symbolic dimension, batch first).</summary>
 public sealed record InputSpec(string Name, int ElementType, int[] DeclaredShape)
 {
-    public bool IsFloat => ElementType is Onnx.ElementType.Float or Onnx.ElementType.Float16 or Onnx.ElementType.Double;
+    public bool IsFloat => Onnx.ElementType.IsFloat(ElementType);
 
     public string TypeName => Onnx.ElementType.Name(ElementType);
 

@@ -36,7 +36,8 @@ public static class NamedInputs
             string key = t.Name.Length > 0 ? t.Name : Path.GetFileNameWithoutExtension(file);
             string kind = InputSpec.KindOf(t.DataType, file);
             var data = TensorData.ToFloats(t, folder);
-            if (kind[0] is 'i' or 'u' && data.Any(v => Math.Abs(v) > ModelFeed.ExactIntegerLimit))
+            // On the exact values: float32 would round 2^24 + 1 to 2^24, which passes.
+            if (kind[0] is 'i' or 'u' && TensorData.ToInt64s(t, folder).Any(v => Math.Abs(v) > (long)ModelFeed.ExactIntegerLimit))
                 throw new PtqException($"{file}: holds integers beyond ±2^24 (ptq holds inputs as float32, exact only to there)");
             if (!arrays.TryAdd(key, new NpyArray(data, TensorData.Shape(t), kind)))
                 throw new PtqException($"{file}: a second tensor for input '{key}' in {folder}");

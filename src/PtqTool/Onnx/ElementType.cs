@@ -16,5 +16,8 @@ public static class ElementType
     public const int UInt4 = (int)TensorProto.Types.DataType.Uint4;
     public const int Int4 = (int)TensorProto.Types.DataType.Int4;
 
+    /// <summary>Float, float16 or double: what a float input or a float feed takes.</summary>
+    public static bool IsFloat(int type) => type is Float or Float16 or Double;
+
     public static string Name(int type) => ((TensorProto.Types.DataType)type).ToString().ToLowerInvariant();
 }

@@ -12,7 +12,7 @@ public static class MaskPaths
 {
     public static HashSet<Proto.NodeProto> Find(OnnxGraph graph)
     {
-        var integerInputs = graph.DataInputs().Where(i => i.Type?.TensorType is { } t && t.ElemType != ElementType.Float && t.ElemType != ElementType.Float16 && t.ElemType != ElementType.Double)
+        var integerInputs = graph.DataInputs().Where(i => i.Type?.TensorType is { } t && !ElementType.IsFloat(t.ElemType))
             .Select(i => i.Name).ToHashSet(StringComparer.Ordinal);
         var nodes = new HashSet<Proto.NodeProto>();
         if (integerInputs.Count == 0) return nodes;

@@ -29,6 +29,17 @@ public static class ModelInputs
         return declared.Select((d, i) => d > 0 ? d : fromPre[i]).ToArray();
     }
 
+    /// <summary>
+    /// The preprocessing and per-sample shape of these inputs: resolved for a single float input (images, tensors);
+    /// none and empty for named samples, which are fed as they are.
+    /// </summary>
+    public static (Preprocessing Preprocessing, int[] SampleShape) Resolve(IReadOnlyList<InputSpec> inputs, string modelPath, PreprocessingOverrides overrides)
+    {
+        if (Named(inputs)) return (new Preprocessing(), []);
+        var p = PreprocessingResolver.Resolve(modelPath, inputs[0].DeclaredShape, overrides);
+        return (p, SampleShape(inputs[0], p, modelPath));
+    }
+
     /// <summary>The batch reader for these inputs: named samples, or images/tensors for a single float input.</summary>
     public static BatchReader Reader(IReadOnlyList<InputSpec> inputs, IReadOnlyList<SampleFile> files, Preprocessing p, int[] sampleShape, int batch) =>
         Named(inputs) ? new BatchReader(files, inputs, batch) : new BatchReader(files, p, sampleShape, batch);

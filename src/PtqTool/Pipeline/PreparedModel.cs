@@ -64,9 +64,7 @@ public sealed record PreparedModel
             outputShape = runner.OutputShape(outputName);
         }
         MemoryUse.Trace("the FP32 metadata session");
-        // Images need preprocessing; named multi-input samples (.npz, .pb folders) are fed as they are.
-        bool named = ModelInputs.Named(inputs);
-        var preprocessing = named ? new Preprocessing() : PreprocessingResolver.Resolve(request.ModelPath, inputs[0].DeclaredShape, request.Preprocessing);
+        var (preprocessing, sampleShape) = ModelInputs.Resolve(inputs, request.ModelPath, request.Preprocessing);
         var text = request.Text is { } t ? TextEncoder.Create(t.Vocab!, t.SequenceLength, t.Lowercase, inputs, request.ModelPath) : null;
 
         var folded = new OnnxGraph(normalized.Model.Clone(), original.BaseDirectory);
@@ -85,7 +83,7 @@ public sealed record PreparedModel
         return new PreparedModel
         {
             Path = request.ModelPath, Original = original, Normalized = normalized, Upgrade = upgrade, Normalization = normalization, Folded = folded, FoldedBatchNorms = bn, Plan = plan, Options = options,
-            Preprocessing = preprocessing, Inputs = inputs, Text = text, SampleShape = named ? [] : ModelInputs.SampleShape(inputs[0], preprocessing, request.ModelPath),
+            Preprocessing = preprocessing, Inputs = inputs, Text = text, SampleShape = sampleShape,
             Sha256 = ModelChecks.Digest(request.ModelPath, external),
             ExternalDataFiles = external,
             OutputName = outputName,
