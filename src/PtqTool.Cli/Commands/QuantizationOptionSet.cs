@@ -54,6 +54,8 @@ public sealed class QuantizationOptionSet(OptionScope scope = OptionScope.Quanti
     public Option<string> Target { get; } = new("--target") { Description = "CPU the model is for: auto (this one), x86-vnni, x86-avx2, arm64, portable (docs/cpu-targets.md)", DefaultValueFactory = _ => "auto" };
     public Option<string?> SaturationGuard { get; } = new("--saturation-guard") { Description = "Override the target's guard against 16-bit pair saturation: none, pair-bound, 7bit-weights, 7bit-activations, u8-weights" };
     public Option<string> SmoothQuant { get; } = new("--smoothquant") { Description = "SmoothQuant: move LayerNorm outputs' outlier channels into the MatMul weights that read them: auto (alpha 0.5 where a LayerNorm feeds MatMul weights, with --calib/--calib-text; default), off, or the migration strength alpha in [0, 1] (docs/transformers.md)", DefaultValueFactory = _ => "auto" };
+    public Option<string> Refine { get; } = new("--refine") { Description = "Activation scales: output (search each scale for the loss of the model's output against FP32 on calibration samples: KL for class scores, relative MSE otherwise), auto (output within a budget of 48 full-model passes, where calibration samples are given), off (each tensor's own choice; default); docs/accuracy.md", DefaultValueFactory = _ => "off" };
+    public Option<int?> RefineSamples { get; } = new("--refine-samples") { Description = $"Calibration samples --refine measures the output on (default {ScaleRefinementStep.DefaultSamples})" };
     public Option<string[]> Exclude { get; } = new("--exclude") { Description = "Node names or op types to keep in float", AllowMultipleArgumentsPerToken = true };
     public PreprocessingOptions Preprocessing { get; } = new();
 
@@ -62,7 +64,7 @@ public sealed class QuantizationOptionSet(OptionScope scope = OptionScope.Quanti
         command.Arguments.Add(Model);
         Option[] data = [Calib, CalibText, Vocab, SeqLen, Cased, Limit, Batch, Strict, MemoryBudget];
         Option[] common = [Threads, Quiet];
-        Option[] choices = [Loss, WeightLoss, Percentile, Bits, WeightBits, ActivationBits, ActivationType, SymmetricActivations, PerTensorWeights, WeightStorage, BiasCorrection, Rounding, RoundingTarget, RoundingIterations, RoundingSamples, Multipoint, MultipointForm, Target, SaturationGuard, Exclude, SmoothQuant];
+        Option[] choices = [Loss, WeightLoss, Percentile, Bits, WeightBits, ActivationBits, ActivationType, SymmetricActivations, PerTensorWeights, WeightStorage, BiasCorrection, Rounding, RoundingTarget, RoundingIterations, RoundingSamples, Multipoint, MultipointForm, Target, SaturationGuard, Exclude, SmoothQuant, Refine, RefineSamples];
         IEnumerable<Option> options = scope switch
         {
             OptionScope.Quantize => [.. data, .. common, .. choices],
@@ -129,6 +131,8 @@ public sealed class QuantizationOptionSet(OptionScope scope = OptionScope.Quanti
             CalibDir = calib ?? calibText,
             Text = text,
             SmoothQuant = Get(parse, SmoothQuant, "auto"),
+            Refine = Get(parse, Refine, "auto"),
+            RefineSamples = Get(parse, RefineSamples, null),
             Limit = Get(parse, Limit, null),
             Batch = Get(parse, Batch, 32),
             Strict = Get(parse, Strict, false),

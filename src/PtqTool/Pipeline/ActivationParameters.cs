@@ -39,7 +39,13 @@ public static class ActivationParameters
         });
         for (int i = 0; i < groups.Count; i++)
             foreach (var member in groups[i].Value) result[member] = chosen[i];
-        // y = k·x read from x's codes: scale k·s_x, x's zero point (QuantizationPlan.ScaledCopies), in graph order so chains compose.
+        SetScaledCopies(plan, result);
+        return result;
+    }
+
+    /// <summary>y = k·x read from x's codes: scale k·s_x, x's zero point (QuantizationPlan.ScaledCopies), in graph order so chains compose.</summary>
+    private static void SetScaledCopies(QuantizationPlan plan, Dictionary<string, QuantParams> result)
+    {
         foreach (var t in plan.QdqTensors)
             if (plan.IsScaledCopy(t))
             {
@@ -47,6 +53,33 @@ public static class ActivationParameters
                 var p = result[source];
                 result[t] = new QuantParams(p.Scale * k, p.ZeroPoint);
             }
+    }
+
+    /// <summary>
+    /// The parameters with the scale of each group's members multiplied by its factor (zero points kept), and scaled
+    /// copies following their sources.
+    /// </summary>
+    public static Dictionary<string, QuantParams> Rescaled(QuantizationPlan plan, IReadOnlyDictionary<string, QuantParams> parameters,
+        IReadOnlyDictionary<string, IReadOnlyList<string>> groups, IReadOnlyDictionary<string, double> factors)
+    {
+        var result = new Dictionary<string, QuantParams>(parameters, StringComparer.Ordinal);
+        foreach (var (key, f) in factors)
+            foreach (var m in groups[key])
+                result[m] = result[m] with { Scale = parameters[m].Scale * f };
+        SetScaledCopies(plan, result);
         return result;
+    }
+
+    /// <summary>
+    /// The largest factor a group's scale may take: a folded Clip's max caps the quantizer's top level (values above it
+    /// must saturate as the Clip did); unbounded otherwise.
+    /// </summary>
+    public static double LargestFactor(QuantizationPlan plan, IReadOnlyList<string> members, QuantParams p, QuantSpec spec)
+    {
+        double largest = double.PositiveInfinity;
+        foreach (var m in members)
+            if (plan.UpperLimits.TryGetValue(m, out float limit))
+                largest = Math.Min(largest, limit / (p.Scale * (spec.Range.Max - p.ZeroPoint)));
+        return largest;
     }
 }

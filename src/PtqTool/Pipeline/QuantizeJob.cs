@@ -43,6 +43,10 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
         var (options, mixed) = MixedPrecisionStep.Apply(model, request, progress, synthetic);
         var parameters = ActivationParameters.Choose(model.Plan, stats, options);
         var means = stats.Channels.ToDictionary(kv => kv.Key, kv => kv.Value.Means, StringComparer.Ordinal);
+        MemoryUse.Trace("scale choice");
+        (parameters, var refinement) = ScaleRefinementStep.Apply(model, request, options, parameters, means, synthetic, progress);
+        MemoryUse.Release();
+        MemoryUse.Trace("scale refinement");
         var floatWeights = RoundingStep.Capture(model, options);
         var summary = QdqRewriter.Apply(model.Folded, model.Plan, parameters, options, means);
         var quantized = model.Folded.Model;
@@ -138,6 +142,7 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
             FloatOps = model.Plan.FloatOps,
             FloatUnits = model.Plan.FloatUnits,
             Smoothing = smoothing,
+            Refinement = refinement,
             MaskNodes = model.Plan.MaskNodes,
             FloatJoins = model.Plan.FloatJoins,
             EvaluationSource = evaluationSet.Source,

@@ -64,6 +64,23 @@ public sealed record QuantizeRequest
     /// <summary>Samples each layer's inputs are collected on for --rounding adaround/brecq and --multipoint (--rounding-samples); null: <see cref="RoundingStep.DefaultSamples"/>, or <see cref="RoundingStep.DefaultBlockSamples"/> with brecq.</summary>
     public int? RoundingSamples { get; init; }
 
+    /// <summary>
+    /// --refine: "output" searches the activation scales for the model's output (<see cref="ScaleRefinementStep"/>)
+    /// until a pass gains under 1 %, "auto" the same within <see cref="ScaleRefinementStep.AutoBudget"/> full-model passes
+    /// where calibration samples are given, "off" (default, for now: docs/accuracy.md) keeps each tensor's own choice.
+    /// </summary>
+    public string Refine { get; init; } = "off";
+    /// <summary>Calibration samples the refinement measures the output on (--refine-samples); null: <see cref="ScaleRefinementStep.DefaultSamples"/>.</summary>
+    public int? RefineSamples { get; init; }
+
+    /// <summary>Whether the scales are refined on the output, given whether synthetic samples exist.</summary>
+    public bool RefinesScales(bool synthetic) => Refine switch
+    {
+        "off" => false,
+        "output" => true,
+        _ => CalibDir is not null || synthetic,
+    };
+
     /// <summary>The samples learned rounding (and multipoint) collect their inputs on.</summary>
     public int EffectiveRoundingSamples => RoundingSamples ?? (Options.Rounding == "brecq" ? RoundingStep.DefaultBlockSamples : RoundingStep.DefaultSamples);
     public double? MaxDrop { get; init; }
@@ -135,6 +152,10 @@ public sealed record QuantizeRequest
             if (SmoothQuantAlpha is not (>= 0 and <= 1)) throw new PtqException($"--smoothquant: {SmoothQuant} must be auto, off or in [0, 1] (the migration strength α; 0.5 is the paper's default)");
             if (CalibDir is null) throw new PtqException("--smoothquant: measuring the activations' channel maxima needs --calib DIR or --calib-text FILE");
         }
+        if (Refine is not ("auto" or "output" or "off")) throw new PtqException($"--refine: '{Refine}' is not auto, output or off");
+        if (RefineSamples is < 1 or > 100_000) throw new PtqException($"--refine-samples: {RefineSamples} must be in 1..100000");
+        if (Refine == "output" && CalibDir is null && Synthetic is null)
+            throw new PtqException("--refine output: measuring the model's output needs samples: give --calib DIR, --calib-text FILE or --synthetic");
         if (Batch is < 1 or > MaxBatch) throw new PtqException($"--batch: {Batch} must be in 1..{MaxBatch}");
         if (Limit is < 1) throw new PtqException($"--limit: {Limit} must be at least 1");
         if (EvalLimit is < 1) throw new PtqException($"--eval-limit: {EvalLimit} must be at least 1");

@@ -33,6 +33,8 @@ public sealed record QuantizationReport
     public int MaskNodes { get; init; }
     /// <summary>What --smoothquant did, or null without it.</summary>
     public Pipeline.SmoothingSummary? Smoothing { get; init; }
+    /// <summary>What --refine output did, or null when the scales were not refined.</summary>
+    public Pipeline.RefinementSummary? Refinement { get; init; }
     public int FloatJoins { get; init; }
     public required string EvaluationSource { get; init; }
     /// <summary>Evaluation images that could not be read and were skipped.</summary>

@@ -68,6 +68,7 @@ public static class ReportWriters
             WriteRounding(w, r.Rounding);
             WriteMultipoint(w, r.Multipoint);
             WriteFallback(w, r.Fallback);
+            WriteRefinement(w, r.Refinement);
             w.WriteStartObject("calibration");
             w.WriteString("source", r.CalibrationSource);
             w.WriteNumber("samples", r.CalibrationSamples);
@@ -229,7 +230,25 @@ public static class ReportWriters
         w.WriteEndObject();
     }
 
-    /// <summary>`rounding`: null with nearest rounding; else what learned rounding did per layer.</summary>
+    /// <summary>`refinement`: null when the scales were not refined on the output; else what the search did (docs/report-format.md).</summary>
+    private static void WriteRefinement(System.Text.Json.Utf8JsonWriter w, Pipeline.RefinementSummary? r)
+    {
+        if (r is null) { w.WriteNull("refinement"); return; }
+        w.WriteStartObject("refinement");
+        w.WriteString("loss", r.Loss);
+        w.WriteNumber("samples", r.Samples);
+        w.WriteNumber("groups", r.Groups);
+        w.WriteNumber("changed", r.Changed);
+        w.WriteNumber("evaluations", r.Evaluations);
+        w.WriteNumber("passes", r.Passes);
+        Number(w, "work", r.Work);
+        w.WriteBoolean("budget_reached", r.BudgetReached);
+        Number(w, "loss_before", r.Before);
+        Number(w, "loss_after", r.After);
+        Number(w, "seconds", r.Seconds);
+        w.WriteEndObject();
+    }
+
     private static void WriteRounding(System.Text.Json.Utf8JsonWriter w, Pipeline.RoundingStep.Result? r)
     {
         if (r is null) { w.WriteNull("rounding"); return; }

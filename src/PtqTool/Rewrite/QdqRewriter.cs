@@ -22,8 +22,9 @@ public static class QdqRewriter
     public static string DequantizedName(string tensor) => tensor + "_dequantized";
 
     /// <param name="inputMeans">Per-channel means of weighted ops' inputs; when given (and enabled), biases are corrected.</param>
+    /// <param name="scaleNames">Receives, per quantized activation tensor, the initializers that hold its scale (<see cref="ScaleInputs"/>).</param>
     public static RewriteSummary Apply(OnnxGraph graph, QuantizationPlan plan, IReadOnlyDictionary<string, QuantParams> activations, QuantizationOptions options,
-        IReadOnlyDictionary<string, double[]>? inputMeans = null)
+        IReadOnlyDictionary<string, double[]>? inputMeans = null, IDictionary<string, ActivationScaleNames>? scaleNames = null, IList<BiasLink>? biasLinks = null)
     {
         var actSpec = options.ActivationSpec;
         foreach (var relu in plan.FoldedActivations)
@@ -73,6 +74,7 @@ public static class QdqRewriter
                 var (values, scales) = WeightQuantizer.QuantizeBias(bias, (float)inputScale, qw.Weight.Scales);
                 string bName = node.Input[b];
                 node.Input[b] = AddDequantizedBias(graph, bName, values, scales);
+                biasLinks?.Add(new BiasLink(node.Input[b], input, bias, qw.Weight.Scales.Length == values.Length ? qw.Weight.Scales : Enumerable.Repeat(qw.Weight.Scales[0], values.Length).ToArray()));
                 biases++;
             }
         }
@@ -88,10 +90,12 @@ public static class QdqRewriter
             if (plan.IsScaledCopy(tensor) && quantizedOf.TryGetValue(plan.ScaledCopies[tensor].Source, out var codes))
             {
                 quantizedOf[tensor] = codes;
-                ReadScaledCopy(graph, tensor, plan.ScaledCopies[tensor].Mul, codes, p, actSpec);
+                string copyScale = ReadScaledCopy(graph, tensor, plan.ScaledCopies[tensor].Mul, codes, p, actSpec);
+                scaleNames?.Add(tensor, new ActivationScaleNames(copyScale, null, null));
                 continue;
             }
-            quantizedOf[tensor] = InsertQdq(graph, tensor, p, actSpec);
+            (quantizedOf[tensor], var names) = InsertQdq(graph, tensor, p, actSpec);
+            scaleNames?.Add(tensor, names);
             pairs++;
         }
         foreach (var t in graph.Graph.Initializer.Select(t => t.Name).ToList()) BatchNormFolding.RemoveIfUnused(graph, t);
@@ -115,7 +119,8 @@ public static class QdqRewriter
     /// y = k·x without a Mul: y's consumers dequantize x's codes with y's parameters (scale k·s_x, x's zero point);
     /// the Mul and the DequantizeLinear that fed it go.
     /// </summary>
-    private static void ReadScaledCopy(OnnxGraph graph, string tensor, NodeProto mul, string codes, QuantParams p, QuantSpec spec)
+    /// <returns>The scale initializer y's consumers dequantize with.</returns>
+    private static string ReadScaledCopy(OnnxGraph graph, string tensor, NodeProto mul, string codes, QuantParams p, QuantSpec spec)
     {
         var feeding = mul.Input.Select(graph.Producer).Where(n => n is { OpType: "DequantizeLinear" }).ToList();
         graph.RemoveNode(mul);
@@ -130,6 +135,7 @@ public static class QdqRewriter
             for (int i = 0; i < c.Input.Count; i++)
                 if (c.Input[i] == tensor) c.Input[i] = dequantized;
         }
+        return scale;
     }
 
     private static (string Scale, string Zero) AddScaleAndZero(OnnxGraph graph, string tensor, QuantParams p, QuantSpec spec)
@@ -143,12 +149,13 @@ public static class QdqRewriter
         return (scale, zero);
     }
 
-    /// <returns>The quantized tensor's name.</returns>
-    private static string InsertQdq(OnnxGraph graph, string tensor, QuantParams p, QuantSpec spec)
+    /// <returns>The quantized tensor's name and the initializers that hold its scale.</returns>
+    private static (string Quantized, ActivationScaleNames Names) InsertQdq(OnnxGraph graph, string tensor, QuantParams p, QuantSpec spec)
     {
         bool unsigned = !spec.Range.IsSigned;
         var (scale, zero) = AddScaleAndZero(graph, tensor, p, spec);
         string source = tensor;
+        string? clipMin = null, clipMax = null;
         var consumers = graph.Consumers(tensor).ToList();
         var added = new List<NodeProto>();
         bool narrow = spec.Range != (unsigned ? IntegerRange.UInt8 : IntegerRange.Int8);
@@ -158,6 +165,7 @@ public static class QdqRewriter
             float s = (float)p.Scale;
             graph.AddInitializer(TensorData.FromFloats(lo, [], [s * (spec.Range.Min - p.ZeroPoint)]));
             graph.AddInitializer(TensorData.FromFloats(hi, [], [s * (spec.Range.Max - p.ZeroPoint)]));
+            (clipMin, clipMax) = (lo, hi);
             source = graph.UniqueName(tensor + "_clipped");
             added.Add(NodeAttributes.Node("Clip", graph.UniqueName(tensor + "_Clip"), [tensor, lo, hi], [source]));
         }
@@ -174,7 +182,7 @@ public static class QdqRewriter
                 if (c.Input[i] == tensor) c.Input[i] = dequantized;
         }
         foreach (var n in added) graph.AddNode(n);
-        return quantized;
+        return (quantized, new ActivationScaleNames(scale, clipMin, clipMax));
     }
 
     /// <summary>10·log10(Σw² / Σ(w − s·q)²) of one weight tensor against its dequantized values.</summary>
