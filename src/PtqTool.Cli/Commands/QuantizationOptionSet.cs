@@ -44,6 +44,9 @@ public sealed class QuantizationOptionSet(OptionScope scope = OptionScope.Quanti
     public Option<bool> SymmetricActivations { get; } = new("--symmetric-activations") { Description = "Zero point fixed at the middle (keeps Relu nodes)" };
     public Option<string> WeightStorage { get; } = new("--weight-storage") { Description = "int8 (default) or int4: weights with 4-bit codes stored two per byte at opset 21 (smaller file; ONNX Runtime 1.31 runs them in float)", DefaultValueFactory = _ => "int8" };
     public Option<bool> PerTensorWeights { get; } = new("--per-tensor-weights") { Description = "One scale per weight tensor instead of per output channel" };
+    public Option<string> EmbeddingBits { get; } = new("--embedding-bits") { Description = "Embedding tables (Gather of a constant [rows, columns] table by token ids) as com.microsoft GatherBlockQuantized: 8, 4 or off (default: 4 with --weight-storage int4, 8 otherwise; docs/transformers.md)", DefaultValueFactory = _ => "auto" };
+    public Option<string?> Int4Rounding { get; } = new("--int4-rounding") { Description = "MatMulNBits weights (--weight-storage int4): nearest, or gptq (error spread through the MatMul input's Gram, from calibration samples); default gptq where calibration samples are given (docs/transformers.md)" };
+    public Option<bool> Equalize { get; } = new("--equalize") { Description = "Cross-layer equalization of Conv -> (Relu) -> Conv weight ranges before calibration (the float model's function is unchanged; off by default; docs/accuracy.md)" };
     public Option<bool> BiasCorrection { get; } = new("--bias-correction") { Description = "Correct Conv/Gemm biases for the mean weight error (off by default; see docs/results.md)" };
     public Option<string> Rounding { get; } = new("--rounding") { Description = "Weight rounding: nearest (default), adaround (learned per layer on calibration data) or brecq (learned per block: residual blocks jointly); docs/rounding.md", DefaultValueFactory = _ => "nearest" };
     public Option<string> RoundingTarget { get; } = new("--rounding-target") { Description = "What --rounding adaround fits each layer to: fp32 (the FP32 layer's output, default) or quantized (the layer on its quantized inputs)", DefaultValueFactory = _ => "fp32" };
@@ -54,7 +57,7 @@ public sealed class QuantizationOptionSet(OptionScope scope = OptionScope.Quanti
     public Option<string> Target { get; } = new("--target") { Description = "CPU the model is for: auto (this one), x86-vnni, x86-avx2, arm64, portable (docs/cpu-targets.md)", DefaultValueFactory = _ => "auto" };
     public Option<string?> SaturationGuard { get; } = new("--saturation-guard") { Description = "Override the target's guard against 16-bit pair saturation: none, pair-bound, 7bit-weights, 7bit-activations, u8-weights" };
     public Option<string> SmoothQuant { get; } = new("--smoothquant") { Description = "SmoothQuant: move LayerNorm outputs' outlier channels into the MatMul weights that read them: auto (alpha 0.5 where a LayerNorm feeds MatMul weights, with --calib/--calib-text; default), off, or the migration strength alpha in [0, 1] (docs/transformers.md)", DefaultValueFactory = _ => "auto" };
-    public Option<string> Refine { get; } = new("--refine") { Description = "Activation scales: output (search each scale for the loss of the model's output against FP32 on calibration samples: KL for class scores, relative MSE otherwise), auto (output within a budget of 48 full-model passes, where calibration samples are given), off (each tensor's own choice; default); docs/accuracy.md", DefaultValueFactory = _ => "off" };
+    public Option<string> Refine { get; } = new("--refine") { Description = "Activation scales: output (search each scale for the loss of the model's output against FP32 on calibration samples: KL for class scores, relative MSE otherwise), auto (output within a budget of 48 full-model passes, where calibration samples are given), off (each tensor's own choice); default auto; docs/accuracy.md", DefaultValueFactory = _ => "auto" };
     public Option<int?> RefineSamples { get; } = new("--refine-samples") { Description = $"Calibration samples --refine measures the output on (default {ScaleRefinementStep.DefaultSamples})" };
     public Option<string[]> Exclude { get; } = new("--exclude") { Description = "Node names or op types to keep in float", AllowMultipleArgumentsPerToken = true };
     public PreprocessingOptions Preprocessing { get; } = new();
@@ -64,11 +67,11 @@ public sealed class QuantizationOptionSet(OptionScope scope = OptionScope.Quanti
         command.Arguments.Add(Model);
         Option[] data = [Calib, CalibText, Vocab, SeqLen, Cased, Limit, Batch, Strict, MemoryBudget];
         Option[] common = [Threads, Quiet];
-        Option[] choices = [Loss, WeightLoss, Percentile, Bits, WeightBits, ActivationBits, ActivationType, SymmetricActivations, PerTensorWeights, WeightStorage, BiasCorrection, Rounding, RoundingTarget, RoundingIterations, RoundingSamples, Multipoint, MultipointForm, Target, SaturationGuard, Exclude, SmoothQuant, Refine, RefineSamples];
+        Option[] choices = [Loss, WeightLoss, Percentile, Bits, WeightBits, ActivationBits, ActivationType, SymmetricActivations, PerTensorWeights, WeightStorage, EmbeddingBits, Int4Rounding, Equalize, BiasCorrection, Rounding, RoundingTarget, RoundingIterations, RoundingSamples, Multipoint, MultipointForm, Target, SaturationGuard, Exclude, SmoothQuant, Refine, RefineSamples];
         IEnumerable<Option> options = scope switch
         {
             OptionScope.Quantize => [.. data, .. common, .. choices],
-            OptionScope.Calibrate => [.. data, .. common, SymmetricActivations, Exclude],
+            OptionScope.Calibrate => [.. data, .. common, SymmetricActivations, Exclude, Equalize],
             OptionScope.Sweep => [.. data, .. common, .. choices.Except([Loss, Bits, WeightBits, ActivationBits])],
             _ => common,
         };
@@ -98,6 +101,8 @@ public sealed class QuantizationOptionSet(OptionScope scope = OptionScope.Quanti
         if (type is not ("int8" or "uint8")) throw new PtqException($"--activation-type: '{type}' is not int8 or uint8");
         string storage = Get(parse, WeightStorage, "int8");
         if (storage is not ("int8" or "int4")) throw new PtqException($"--weight-storage: '{storage}' is not int8 or int4");
+        string tables = Get(parse, EmbeddingBits, "auto");
+        int? embeddingBits = tables switch { "auto" => null, "8" => 8, "4" => 4, "off" => 0, _ => throw new PtqException($"--embedding-bits: '{tables}' is not 8, 4 or off") };
         string form = Get(parse, MultipointForm, "auto");
         if (form is not ("auto" or "scatter" or "padded")) throw new PtqException($"--multipoint-form: '{form}' is not auto, scatter or padded");
         int? bits = Get(parse, Bits, null);
@@ -114,6 +119,9 @@ public sealed class QuantizationOptionSet(OptionScope scope = OptionScope.Quanti
             PerChannelWeights = !Get(parse, PerTensorWeights, false),
             Int4WeightStorage = storage == "int4",
             BiasCorrection = Get(parse, BiasCorrection, false),
+            Equalize = Get(parse, Equalize, false),
+            EmbeddingBits = embeddingBits,
+            Int4Rounding = Get(parse, Int4Rounding, null),
             Rounding = Get(parse, Rounding, "nearest"),
             RoundingTarget = Get(parse, RoundingTarget, "fp32"),
             RoundingIterations = Get(parse, RoundingIterations, PtqTool.Rounding.AdaRound.DefaultIterations),

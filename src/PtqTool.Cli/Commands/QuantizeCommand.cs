@@ -22,7 +22,7 @@ public static class QuantizeCommand
         var minCosine = new Option<double?>("--min-cosine") { Description = "CI gate for --metric cosine: exit 3 when the mean output cosine is below this" };
         var synthetic = new Option<string?>("--synthetic") { Description = "Data-free calibration: zeroq (distilled from BatchNormalization statistics) or gaussian (N(0,1) inputs)" };
         var avgBits = new Option<double?>("--avg-bits") { Description = "Mixed precision: per-layer weight bits (2/4/6/8) chosen by sensitivity with this average at most (docs/mixed-precision.md)" };
-        var autoFallback = new Option<bool>("--auto-fallback") { Description = "While the gate fails on --eval, raise the weight bits of the layer that gains most per added bit, and measure again" };
+        var autoFallback = new Option<bool>("--auto-fallback") { Description = "While the gate fails on --eval, raise the weight bits of the layer that gains most per added bit, and measure again; with every layer at its widest, keep nodes in float in leave-one-out order until the gate holds" };
         var sensitivitySamples = new Option<int>("--sensitivity-samples") { Description = "Samples layer sensitivities are measured on (--avg-bits, --auto-fallback)", DefaultValueFactory = _ => MixedPrecisionStep.DefaultSensitivitySamples };
         var distill = new DistillOptionSet();
         var command = new Command("quantize", "Quantize a model to QDQ INT8 and report what it cost");

@@ -24,7 +24,7 @@ public static class EvaluationStep
 
     public static Result Run(ModelProto original, ModelProto quantized, EvaluationSet data, IReadOnlyList<string> qdqTensors,
         Func<string, (double Scale, int ZeroPoint)> parameters, RunnerOptions options, ProgressReporter progress, long budgetBytes = OutputGroups.DefaultBudgetBytes,
-        string? poolBy = null)
+        string? poolBy = null, bool gateOnly = false)
     {
         var kept = new List<SampleBatch>();
         OutputComparison fused, exact;
@@ -46,6 +46,8 @@ public static class EvaluationStep
             if (fused.Samples == 0) throw new PtqException($"{data.Source}: no sample could be read ({data.Reader?.Skipped ?? 0} skipped)");
         }
         MemoryUse.Release();
+        // A search step needs the outputs only: no latency, no per-layer errors.
+        if (gateOnly) return new Result(fused, exact, [], data.Reader?.Skipped ?? 0, kept[0].Input.Batch, double.NaN, double.NaN);
         // Latency on sessions as ONNX Runtime runs them by default (spinning threads), timed in alternating blocks.
         using (var fp32 = OrtRunner.FromModel(original, options with { Spinning = true }, "FP32 model"))
         using (var int8 = OrtRunner.FromModel(quantized, options with { Spinning = true }, "quantized model"))

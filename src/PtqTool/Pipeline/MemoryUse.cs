@@ -18,7 +18,8 @@ public static class MemoryUse
     /// </summary>
     public static void Release()
     {
-        GC.Collect();
+        // Aggressive: also decommits the freed regions (large arrays of a finished phase would otherwise stay resident).
+        GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
         GC.WaitForPendingFinalizers();
         if (!OperatingSystem.IsLinux()) return;
         try { MallocTrim(0); }

@@ -20,6 +20,8 @@ public sealed record PreparedModel
     public required NormalizationSummary Normalization { get; init; }
     public required OnnxGraph Folded { get; init; }
     public required int FoldedBatchNorms { get; init; }
+    /// <summary>Conv pairs whose weight ranges --equalize balanced (0 without it).</summary>
+    public int EqualizedPairs { get; init; }
     public required QuantizationPlan Plan { get; init; }
     public required QuantizationOptions Options { get; init; }
     public required Preprocessing Preprocessing { get; init; }
@@ -69,6 +71,7 @@ public sealed record PreparedModel
 
         var folded = new OnnxGraph(normalized.Model.Clone(), original.BaseDirectory);
         int bn = BatchNormFolding.Fold(folded);
+        var equalized = options.Equalize ? CrossLayerEqualization.Apply(folded) : [];
         var plan = PlanBuilder.Build(folded, options);
         MemoryUse.Trace("folding and planning");
         if (plan.FloatOps.Count > 0)
@@ -84,7 +87,9 @@ public sealed record PreparedModel
         {
             Path = request.ModelPath, Original = original, Normalized = normalized, Upgrade = upgrade, Normalization = normalization, Folded = folded, FoldedBatchNorms = bn, Plan = plan, Options = options,
             Preprocessing = preprocessing, Inputs = inputs, Text = text, SampleShape = sampleShape,
-            Sha256 = ModelChecks.Digest(request.ModelPath, external),
+            // Equalized statistics are of other tensors than the plain model's: a stats file says which it was made from.
+            Sha256 = ModelChecks.Digest(request.ModelPath, external) + (options.Equalize ? "+equalized" : ""),
+            EqualizedPairs = equalized.Count,
             ExternalDataFiles = external,
             OutputName = outputName,
             OutputShape = outputShape,

@@ -13,7 +13,8 @@ namespace PtqTool.Pipeline;
 /// target → evaluate (FP32, this CPU's fused integer kernels, exact QDQ semantics) → save the model → report.
 /// </summary>
 /// <param name="fallback">What --auto-fallback did before this run (its final options are the request's).</param>
-public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progress, FallbackJob.Result? fallback = null)
+/// <param name="statsSamples">The synthetic samples the request's --stats were made of (ptq sweep's kept calibration), which mixed precision and --refine measure on as a run with --synthetic would.</param>
+public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progress, FallbackJob.Result? fallback = null, Onnx.FloatTensor? statsSamples = null)
 {
     public QuantizationReport Run()
     {
@@ -38,6 +39,7 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
         var reused = smoothing is null ? fallback?.Calibration.For(model, request) : null;
         if (reused is not null) synthetic = fallback!.Calibration.Synthetic;
         var (stats, calibrationSource) = reused ?? CalibrationStep.Run(model, request, progress, s => synthetic = s);
+        if (request.StatsPaths.Count > 0) synthetic ??= statsSamples;
         MemoryUse.Release();
         MemoryUse.Trace("calibration");
         var (options, mixed) = MixedPrecisionStep.Apply(model, request, progress, synthetic);
@@ -47,6 +49,12 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
         (parameters, var refinement) = ScaleRefinementStep.Apply(model, request, options, parameters, means, synthetic, progress);
         MemoryUse.Release();
         MemoryUse.Trace("scale refinement");
+        // --int4-rounding gptq: the MatMulNBits weights' input Grams, from the float graph before it is rewritten.
+        bool samplesGiven = request.CalibDir is not null || synthetic is not null;
+        var grams = options.Int4WeightStorage && (options.Int4Rounding ?? (samplesGiven ? "gptq" : "nearest")) == "gptq"
+            ? MatMulGramStep.Collect(model, request, synthetic, progress) : null;
+        MemoryUse.Release();
+        MemoryUse.Trace("matmul grams");
         var floatWeights = RoundingStep.Capture(model, options);
         var summary = QdqRewriter.Apply(model.Folded, model.Plan, parameters, options, means);
         var quantized = model.Folded.Model;
@@ -90,12 +98,26 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
         if (options.Int4WeightStorage)
         {
             // MatMul weights (left float by the plan) run as 4-bit MatMulNBits, packed from their float values.
-            int nbits = MatMulNBits.Apply(quantized);
+            var solveClock = System.Diagnostics.Stopwatch.StartNew();
+            int nbits = MatMulNBits.Apply(quantized, grams is null ? null
+                : (x, w, k, n) => grams.Grams.TryGetValue(x, out var h) ? PtqTool.Rounding.Gptq.Pack(w, k, n, h) : null);
+            if (grams is not null)
+                progress.Message($"gptq: {nbits} MatMulNBits weight(s) solved on the input Grams of {grams.Samples} sample(s) in {grams.Seconds + solveClock.Elapsed.TotalSeconds:0.0} s");
             int packed = Int4Storage.Apply(quantized, refuse: nbits == 0);
-            string matmuls = nbits > 0 ? $"{nbits} MatMul weight(s) as 4-bit com.microsoft MatMulNBits (blocks of {MatMulNBits.BlockSize}, nearest rounding, activations float into them); " : "";
+            string rounded = grams is null ? "nearest rounding" : $"GPTQ rounding on the input Grams of {grams.Samples} calibration sample(s)";
+            string matmuls = nbits > 0 ? $"{nbits} MatMul weight(s) as 4-bit com.microsoft MatMulNBits (blocks of {MatMulNBits.BlockSize}, {rounded}, activations float into them); " : "";
             if (packed == 0 && nbits == 0) progress.Warn("note: --weight-storage int4: no weight tensor has codes within [-8, 7] (use --weight-bits 4 or --avg-bits); int8 storage kept");
             else summary = summary with { WeightStorage = matmuls + (packed > 0 ? $"int4 storage (opset 21) for {packed} weight tensor(s), int8 for the rest; ONNX Runtime 1.31 dequantizes int4 weights and runs those ops in float" : "int8 storage for the rest") };
+            if (nbits > 0) summary = summary with { MatMulNBits = nbits, Int4Rounding = grams is null ? "nearest" : "gptq" };
+            grams = null;  // K² doubles per MatMul input: not held through the evaluation
+            MemoryUse.Release();
         }
+        if (options.ResolvedEmbeddingBits > 0 && GatherBlockQuantized.Apply(quantized, options.ResolvedEmbeddingBits) is var tables and > 0)
+            summary = summary with
+            {
+                QuantizedTables = tables,
+                WeightStorage = summary.WeightStorage + $"; {tables} embedding table(s) as {options.ResolvedEmbeddingBits}-bit com.microsoft GatherBlockQuantized (blocks of {GatherBlockQuantized.BlockSize}, nearest rounding; only the gathered rows are dequantized)",
+            };
         var target = new TargetSummary(model.Options.Target, model.Options.Guard, CpuInfo.This);
         ModelMetadata.Write(quantized, target, options, summary);
 
@@ -114,7 +136,7 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
 
         var measured = EvaluationStep.Run(model.OriginalForRuntime(), quantized, evaluationSet, model.Plan.QdqTensors,
             t => (parameters[t].Scale, parameters[t].ZeroPoint), new RunnerOptions { Threads = request.Threads }, progress, (long)request.MemoryBudgetMiB << 20,
-            SentenceEmbedding.MaskInput(model.Inputs, model.OutputShape));
+            SentenceEmbedding.MaskInput(model.Inputs, model.OutputShape), gateOnly: request.GateOnly);
         var (fused, semantic, layers) = (measured.Fused, measured.Exact, measured.Layers);
         MemoryUse.Trace("evaluation");
 
@@ -136,6 +158,7 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
             CalibrationSkipped = stats.Skipped,
             ObservedTensors = stats.Tensors.Count,
             FoldedBatchNorms = model.FoldedBatchNorms,
+            EqualizedPairs = model.EqualizedPairs,
             Upgrade = model.Upgrade,
             Normalization = model.Normalization,
             Rewrite = summary,

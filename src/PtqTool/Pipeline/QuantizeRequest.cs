@@ -67,9 +67,11 @@ public sealed record QuantizeRequest
     /// <summary>
     /// --refine: "output" searches the activation scales for the model's output (<see cref="ScaleRefinementStep"/>)
     /// until a pass gains under 1 %, "auto" the same within <see cref="ScaleRefinementStep.AutoBudget"/> full-model passes
-    /// where calibration samples are given, "off" (default, for now: docs/accuracy.md) keeps each tensor's own choice.
+    /// where calibration samples are given (default: docs/accuracy.md), "off" keeps each tensor's own choice.
     /// </summary>
-    public string Refine { get; init; } = "off";
+    public string Refine { get; init; } = "auto";
+    /// <summary>A search step (--auto-fallback's measurements): the evaluation measures the outputs only, no latency (NaN) and no per-layer errors.</summary>
+    public bool GateOnly { get; init; }
     /// <summary>Calibration samples the refinement measures the output on (--refine-samples); null: <see cref="ScaleRefinementStep.DefaultSamples"/>.</summary>
     public int? RefineSamples { get; init; }
 

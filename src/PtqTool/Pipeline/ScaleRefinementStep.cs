@@ -51,6 +51,7 @@ public static class ScaleRefinementStep
 
         string output = model.OutputName;
         long budget = (long)request.MemoryBudgetMiB << 20, held = 0;
+        bool full = false;
         var batches = new List<ModelFeed>();
         var references = new List<FloatTensor>();
         var runner = new RunnerOptions { Threads = request.Threads };
@@ -59,16 +60,20 @@ public static class ScaleRefinementStep
             {
                 // A tensor file may hold a batch of samples: --refine-samples counts samples, not files.
                 int have = batches.Sum(b => b.Batch), wanted = request.RefineSamples ?? DefaultSamples;
-                if (have >= wanted) break;
+                if (have >= wanted || full) break;
                 var batch = read.Batch > wanted - have ? read.Slice(0, wanted - have) : read;
-                var reference = fp32.Run(batch, [output])[output];
-                // The samples, their FP32 outputs and one cached activation per sample are held for every pass: bounded
-                // by --memory-budget, never by the data (the activation is counted at twice the input's size).
-                long bytes = 4L * (reference.Data.Length + 3 * batch.Tensors.Sum(t => (long)t.Data.Length));
-                if (batches.Count > 0 && held + bytes > budget) break;
-                held += bytes;
-                batches.Add(WithNames(batch, model));
-                references.Add(reference);
+                // A model with a fixed batch size runs its samples in batches of that size (the scale inputs have none).
+                foreach (var part in Chunks(batch, fp32.FixedBatch))
+                {
+                    var reference = fp32.Run(part, [output])[output];
+                    // The samples, their FP32 outputs and one cached activation per sample are held for every pass: bounded
+                    // by --memory-budget, never by the data (the activation is counted at twice the input's size).
+                    long bytes = 4L * (reference.Data.Length + 3 * part.Tensors.Sum(t => (long)t.Data.Length));
+                    if (batches.Count > 0 && held + bytes > budget) { full = true; break; }
+                    held += bytes;
+                    batches.Add(WithNames(part, model));
+                    references.Add(reference);
+                }
             }
         if (batches.Count == 0) return (parameters, null);
         int samples = batches.Sum(b => b.Batch);
@@ -159,9 +164,9 @@ public static class ScaleRefinementStep
     }
 
     /// <summary>Up to --refine-samples files spread over the calibration files (--calib within --limit), or the synthetic samples.</summary>
-    private static IEnumerable<ModelFeed> Samples(PreparedModel model, QuantizeRequest request, FloatTensor? synthetic)
+    internal static IEnumerable<ModelFeed> Samples(PreparedModel model, QuantizeRequest request, FloatTensor? synthetic, int? samples = null)
     {
-        int count = request.RefineSamples ?? DefaultSamples;
+        int count = samples ?? request.RefineSamples ?? DefaultSamples;
         if (request.CalibDir is null && synthetic is not null)
             return CalibrationStep.Batches(synthetic.Slice(0, Math.Min(synthetic.Batch, count)), request.Batch).Select(b => b.Input);
         var files = model.ListSamples(request.CalibDir!);
@@ -170,7 +175,14 @@ public static class ScaleRefinementStep
         return model.Reader(files, request.Batch, request.Strict).Read().Select(b => b.Input);
     }
 
+    /// <summary>The batch in pieces of the model's fixed batch size (a remainder that does not fill one is dropped), or whole when the batch is free.</summary>
+    internal static IEnumerable<ModelFeed> Chunks(ModelFeed batch, int fixedBatch)
+    {
+        if (fixedBatch <= 0 || batch.Batch == fixedBatch) { yield return batch; yield break; }
+        for (int start = 0; start + fixedBatch <= batch.Batch; start += fixedBatch) yield return batch.Slice(start, fixedBatch);
+    }
+
     /// <summary>The batch with every tensor named (a single input's tensor carries no name), so scale inputs can join it.</summary>
-    private static ModelFeed WithNames(ModelFeed batch, PreparedModel model) =>
+    internal static ModelFeed WithNames(ModelFeed batch, PreparedModel model) =>
         new(batch.Names.Select((n, i) => n ?? model.Inputs[i].Name).ToList(), batch.Tensors);
 }

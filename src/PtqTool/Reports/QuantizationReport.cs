@@ -23,6 +23,8 @@ public sealed record QuantizationReport
     public required long CalibrationSkipped { get; init; }
     public required int ObservedTensors { get; init; }
     public required int FoldedBatchNorms { get; init; }
+    /// <summary>Conv pairs balanced by --equalize.</summary>
+    public int EqualizedPairs { get; init; }
     public Onnx.OpsetUpgradeSummary? Upgrade { get; init; }
     public Onnx.NormalizationSummary? Normalization { get; init; }
     public required RewriteSummary Rewrite { get; init; }

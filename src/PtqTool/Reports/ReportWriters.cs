@@ -56,6 +56,8 @@ public static class ReportWriters
             w.WriteNumber("weight_bits", r.Options.WeightBits);
             w.WriteBoolean("per_channel_weights", r.Options.PerChannelWeights);
             w.WriteBoolean("bias_correction", r.Options.BiasCorrection);
+            w.WriteBoolean("equalize", r.Options.Equalize);
+            w.WriteNumber("embedding_bits", r.Options.ResolvedEmbeddingBits);
             w.WriteString("rounding", r.Options.Rounding);
             w.WriteNumber("multipoint", r.Options.Multipoint);
             w.WriteString("target", KernelTargets.Name(r.Target.Target));
@@ -77,6 +79,7 @@ public static class ReportWriters
             w.WriteEndObject();
             w.WriteStartObject("rewrite");
             w.WriteNumber("folded_batchnorms", r.FoldedBatchNorms);
+            w.WriteNumber("equalized_pairs", r.EqualizedPairs);
             w.WriteNumber("folded_activations", r.Rewrite.FoldedActivations);
             w.WriteNumber("qdq_pairs", r.Rewrite.QdqPairs);
             w.WriteNumber("quantized_weights", r.Rewrite.QuantizedWeights);
@@ -84,6 +87,9 @@ public static class ReportWriters
             w.WriteNumber("corrected_biases", r.Rewrite.CorrectedBiases);
             w.WriteNumber("raised_weight_scales", r.Rewrite.RaisedWeightScales);
             w.WriteNumber("bounded_weight_pairs", r.Rewrite.BoundedWeightPairs);
+            w.WriteNumber("quantized_tables", r.Rewrite.QuantizedTables);
+            w.WriteNumber("matmul_nbits", r.Rewrite.MatMulNBits);
+            if (r.Rewrite.Int4Rounding is { } rounding) w.WriteString("int4_rounding", rounding); else w.WriteNull("int4_rounding");
             w.WriteStartObject("weight_sqnr_db");
             foreach (var (k, v) in r.Rewrite.WeightSqnrDb ?? new Dictionary<string, double>()) Number(w, k, v);
             w.WriteEndObject();
@@ -380,6 +386,20 @@ public static class ReportWriters
             w.WriteNumber("to_bits", s.ToBits);
             w.WriteNumber("gate_value", s.GateValue);
             w.WriteBoolean("passed", s.Passed);
+            if (s.KeptFloat is null) w.WriteNull("kept_float"); else w.WriteString("kept_float", s.KeptFloat);
+            w.WriteEndObject();
+        }
+        w.WriteEndArray();
+        w.WriteStartArray("kept_float");
+        foreach (var n in f.KeptFloat) w.WriteStringValue(n);
+        w.WriteEndArray();
+        w.WriteStartArray("ranking");
+        foreach (var c in f.Ranking)
+        {
+            w.WriteStartObject();
+            w.WriteString("node", c.Node);
+            w.WriteString("op", c.OpType);
+            w.WriteNumber("gate_value_alone_float", c.GateValue);
             w.WriteEndObject();
         }
         w.WriteEndArray();
@@ -403,7 +423,10 @@ public static class ReportWriters
         if (r.Fallback is { } fb)
         {
             var raised = fb.Steps.Where(st => st.Weight is not null).ToList();
-            w.AppendLine($"  auto-fallback ({fb.Metric}): {fb.Steps.Count} measurement(s), {raised.Count} raise(s){(raised.Count > 0 ? ": " + string.Join(", ", raised.Select(st => $"{st.Weight} {st.FromBits}→{st.ToBits} bits ({Format.F(st.GateValue)})")) : "")}{(fb.Steps[^1].Passed ? "" : "; the gate still fails with every layer at its widest")}");
+            var floats = fb.Steps.Where(st => st.KeptFloat is not null).ToList();
+            w.AppendLine($"  auto-fallback ({fb.Metric}): {fb.Steps.Count} measurement(s), {raised.Count} raise(s){(raised.Count > 0 ? ": " + string.Join(", ", raised.Select(st => $"{st.Weight} {st.FromBits}→{st.ToBits} bits ({Format.F(st.GateValue)})")) : "")}"
+                + (fb.Ranking.Count > 0 ? $"; {floats.Count} node(s) kept in float, ranked by leave-one-out on --eval ({fb.Ranking.Count} measured){(floats.Count > 0 ? ": " + string.Join(", ", floats.Select(st => $"{st.KeptFloat} ({Format.F(st.GateValue)})")) : "")}" : "")
+                + (fb.Steps[^1].Passed ? "" : fb.Ranking.Count > 0 ? "; the gate still fails with every layer at its widest and every node that recovered anything in float" : "; the gate still fails with every layer at its widest"));
         }
         w.AppendLine($"  calibration: {r.CalibrationSource}, {r.CalibrationSamples} samples ({r.CalibrationSkipped} skipped), {r.ObservedTensors} tensors observed");
         w.AppendLine($"  evaluation: {r.EvaluationSource}, {r.Outputs.Samples} samples{(r.EvaluationSkipped > 0 ? $" ({r.EvaluationSkipped} unreadable, skipped)" : "")}");

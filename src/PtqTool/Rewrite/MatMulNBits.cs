@@ -87,7 +87,9 @@ public static class MatMulNBits
     /// initializers nothing reads any more are dropped.
     /// </summary>
     /// <returns>How many MatMuls now run as MatMulNBits.</returns>
-    public static int Apply(ModelProto model)
+    /// <param name="solver">Packs the weight of a MatMul reading the given activation (its name before quantization), or
+    /// returns null for nearest rounding (<see cref="Pack"/>).</param>
+    public static int Apply(ModelProto model, Func<string, float[], int, int, PackedWeight?>? solver = null)
     {
         var graph = new OnnxGraph(model);
         int converted = 0;
@@ -100,7 +102,9 @@ public static class MatMulNBits
             string a = node.Input[0];
             if (graph.Producer(a) is { OpType: "DequantizeLinear" } adq && graph.Initializer(adq.Input[0]) is null && graph.Producer(adq.Input[0]) is { OpType: "QuantizeLinear" } aq)
                 a = aq.Input[0];
-            model.Graph.Node[index] = Node(graph, node.Name.Length > 0 ? node.Name : $"matmul_{index}", a, node.Output[0], Pack(graph.InitializerFloats(node.Input[1]), k, n));
+            var w = graph.InitializerFloats(node.Input[1]);
+            var packed = solver?.Invoke(a, w, k, n) ?? Pack(w, k, n);
+            model.Graph.Node[index] = Node(graph, node.Name.Length > 0 ? node.Name : $"matmul_{index}", a, node.Output[0], packed);
             converted++;
         }
         if (converted == 0) return 0;
@@ -110,7 +114,7 @@ public static class MatMulNBits
     }
 
     /// <summary>Removes QuantizeLinear/DequantizeLinear nodes whose outputs nothing reads, and initializers no node reads.</summary>
-    private static void PruneUnread(ModelProto model)
+    internal static void PruneUnread(ModelProto model)
     {
         for (bool removed = true; removed;)
         {

@@ -8,7 +8,7 @@ namespace PtqTool.Rewrite;
 
 /// <summary>What the rewrite did, for the report.</summary>
 public sealed record RewriteSummary(int QdqPairs, int QuantizedWeights, int QuantizedBiases, int CorrectedBiases, int FoldedActivations, int RaisedWeightScales, string WeightStorage, string ActivationStorage,
-    int BoundedWeightPairs = 0, IReadOnlyDictionary<string, double>? WeightSqnrDb = null);
+    int BoundedWeightPairs = 0, IReadOnlyDictionary<string, double>? WeightSqnrDb = null, int QuantizedTables = 0, int MatMulNBits = 0, string? Int4Rounding = null);
 
 /// <summary>
 /// Applies a <see cref="QuantizationPlan"/> with chosen activation parameters to a (BatchNormalization-folded) graph, in

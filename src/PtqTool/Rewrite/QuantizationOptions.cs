@@ -37,6 +37,19 @@ public sealed record QuantizationOptions
     /// whose small padded feature maps break the correction's no-padding assumption (docs/results.md).
     /// </summary>
     public bool BiasCorrection { get; init; }
+    /// <summary>
+    /// Bits of embedding tables run as com.microsoft GatherBlockQuantized (<see cref="GatherBlockQuantized"/>): 8 or 4,
+    /// 0 keeps them float; null (the default) means 4 with <see cref="Int4WeightStorage"/>, 8 otherwise.
+    /// </summary>
+    public int? EmbeddingBits { get; init; }
+    /// <summary>
+    /// How MatMulNBits weights (<see cref="Int4WeightStorage"/>) are rounded: nearest, or gptq (<see cref="PtqTool.Rounding.Gptq"/>,
+    /// on the MatMul inputs' Grams from calibration samples); null (the default) is gptq where calibration samples are given.
+    /// </summary>
+    public string? Int4Rounding { get; init; }
+    public int ResolvedEmbeddingBits => EmbeddingBits ?? (Int4WeightStorage ? 4 : 8);
+    /// <summary>Cross-layer equalization of the folded graph before planning and calibration (<see cref="Onnx.CrossLayerEqualization"/>).</summary>
+    public bool Equalize { get; init; }
     /// <summary>How weights are rounded to their codes: nearest, adaround (learned per layer on calibration data) or brecq (learned per block); docs/rounding.md.</summary>
     public string Rounding { get; init; } = "nearest";
     /// <summary>
@@ -97,6 +110,8 @@ public sealed record QuantizationOptions
         if (WeightBits is < 2 or > 8) throw new PtqException($"--weight-bits: {WeightBits} is out of range (2..8)");
         foreach (var (name, bits) in LayerWeightBits)
             if (bits is < 2 or > 8) throw new PtqException($"weight '{name}': {bits} bits is out of range (2..8)");
+        if (Int4Rounding is not (null or "nearest" or "gptq")) throw new PtqException($"--int4-rounding: '{Int4Rounding}' is not nearest or gptq");
+        if (Int4Rounding == "gptq" && !Int4WeightStorage) throw new PtqException("--int4-rounding gptq: MatMul weights are 4-bit MatMulNBits only with --weight-storage int4");
         if (Rounding is not ("nearest" or "adaround" or "brecq"))
             throw new PtqException($"--rounding: '{Rounding}' is not nearest, adaround or brecq");
         if (RoundingTarget is not ("fp32" or "quantized")) throw new PtqException($"--rounding-target: '{RoundingTarget}' is not fp32 or quantized");

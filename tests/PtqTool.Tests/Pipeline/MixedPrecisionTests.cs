@@ -119,4 +119,53 @@ public class AutoFallbackTests
             Assert.Equal(top, (int)TensorData.ToFloats(graph.Initializer(weight + "_quantized")!).Max(Math.Abs));
         }
     }
+
+    /// <summary>
+    /// uint4 activations keep the cnn far from a 99 dB gate with every weight at 8 bits, so the fallback keeps nodes in
+    /// float: first a run that never passes lists every step, then a gate between two of its steps must stop exactly at
+    /// the first step that reaches it, with the same nodes float, and the saved model must equal a plain --exclude run.
+    /// </summary>
+    [Fact]
+    public void Keeps_nodes_in_float_in_leave_one_out_order_and_stops_at_the_first_set_that_passes()
+    {
+        string dir = Repo.TempDir();
+        string[] common = ["quantize", Repo.Model("fmnist_cnn"), "--calib", Repo.CalibDir, "--limit", "32", "--eval", Repo.EvalDir, "--eval-limit", "100",
+            "--activation-bits", "4", "--refine", "off", "--target", "x86-vnni", "--quiet"];
+        JsonNode Run(string name, int expected, params string[] extra)
+        {
+            string report = Path.Combine(dir, name + ".json");
+            var (code, _, err) = CliRunner.Run([.. common, .. extra, "--out", Path.Combine(dir, name + ".onnx"), "--report", report]);
+            Assert.True(code == expected, $"exit {code}: {err}");
+            return JsonNode.Parse(File.ReadAllText(report))!;
+        }
+        var never = Run("never", 3, "--min-sqnr", "99", "--auto-fallback")["auto_fallback"]!;
+        var steps = never["steps"]!.AsArray();
+        var ranking = never["ranking"]!.AsArray();
+        double Value(JsonNode? n, string key = "gate_value") => n![key]!.GetValue<double>();
+        // Ranked best first; every node with a gain was kept, in that order, one per measurement after the start.
+        for (int i = 1; i < ranking.Count; i++) Assert.True(Value(ranking[i - 1], "gate_value_alone_float") >= Value(ranking[i], "gate_value_alone_float"));
+        var gainers = ranking.Where(c => Value(c, "gate_value_alone_float") > Value(steps[0])).Select(c => c!["node"]!.GetValue<string>()).ToList();
+        Assert.NotEmpty(gainers);
+        Assert.Equal(gainers, never["kept_float"]!.AsArray().Select(n => n!.GetValue<string>()).ToList());
+        Assert.Equal(gainers, steps.Skip(1).Select(s => s!["kept_float"]!.GetValue<string>()).ToList());
+        Assert.All(steps, s => Assert.False(s!["passed"]!.GetValue<bool>()));
+        // Without --refine the first float step is the top node's own leave-one-out measurement.
+        Assert.Equal(Value(ranking[0], "gate_value_alone_float"), Value(steps[1]), 9);
+
+        // A gate just under the best step's value: the first step at or above it is where the search must stop.
+        int best = Enumerable.Range(0, steps.Count).MaxBy(i => Value(steps[i]));
+        double threshold = Value(steps[best]) - 1e-4;
+        int stop = Enumerable.Range(0, steps.Count).First(i => Value(steps[i]) >= threshold);
+        var json = Run("stops", 0, "--min-sqnr", threshold.ToString("R", System.Globalization.CultureInfo.InvariantCulture), "--auto-fallback");
+        var fallback = json["auto_fallback"]!;
+        Assert.Equal(stop + 1, fallback["steps"]!.AsArray().Count);
+        Assert.True(fallback["steps"]!.AsArray()[^1]!["passed"]!.GetValue<bool>());
+        var kept = fallback["kept_float"]!.AsArray().Select(n => n!.GetValue<string>()).ToList();
+        Assert.Equal(gainers.Take(stop), kept);
+        // The report names them in the options it ran with, and the saved model is what --exclude makes of them.
+        Assert.Equal(kept, json["options"]!["exclude"]!.AsArray().Select(n => n!.GetValue<string>()).ToList());
+        var excluded = Run("excluded", 0, ["--min-sqnr", "0", "--exclude", .. kept]);
+        Assert.Equal(Value(excluded["gate"], "value"), Value(json["gate"], "value"), 9);
+        Assert.Equal(File.ReadAllBytes(Path.Combine(dir, "excluded.onnx")), File.ReadAllBytes(Path.Combine(dir, "stops.onnx")));
+    }
 }
