@@ -22,17 +22,18 @@ public static class CrossLayerEqualization
     {
         var pairs = Pairs(graph);
         if (pairs.Count == 0) return [];
+        var layouts = pairs.Select(p => InputLayout.Of(graph.Initializer(p.Second.Input[1])!, NodeAttributes.GetInt(p.Second, "group", 1))).ToArray();
         var weights = new Dictionary<string, float[]>(StringComparer.Ordinal);
         float[] Weights(string name) => weights.TryGetValue(name, out var w) ? w : weights[name] = graph.InitializerFloats(name);
         for (int sweep = 0; sweep < MaxSweeps; sweep++)
         {
             double largest = 0;
-            foreach (var (first, second) in pairs)
+            for (int pair = 0; pair < pairs.Count; pair++)
             {
+                var (first, second, layout2) = (pairs[pair].First, pairs[pair].Second, layouts[pair]);
                 var w1 = Weights(first.Input[1]);
                 var w2 = Weights(second.Input[1]);
                 float[]? b1 = first.Input.Count > 2 && first.Input[2].Length > 0 ? Weights(first.Input[2]) : null;
-                var layout2 = InputLayout.Of(graph.Initializer(second.Input[1])!, NodeAttributes.GetInt(second, "group", 1));
                 int channels = layout2.Channels, per1 = w1.Length / channels;
                 var r1 = new double[channels];
                 var r2 = new double[channels];
@@ -52,7 +53,7 @@ public static class CrossLayerEqualization
         }
         foreach (var (name, values) in weights)
             graph.ReplaceInitializer(TensorData.FromFloats(name, TensorData.Shape(graph.Initializer(name)!), values));
-        return [.. pairs.Select(p => new EqualizedPair(p.First.Name, p.Second.Name, InputLayout.Of(graph.Initializer(p.Second.Input[1])!, NodeAttributes.GetInt(p.Second, "group", 1)).Channels))];
+        return [.. pairs.Select((p, i) => new EqualizedPair(p.First.Name, p.Second.Name, layouts[i].Channels))];
     }
 
     /// <summary>
@@ -76,7 +77,7 @@ public static class CrossLayerEqualization
             long outChannels = graph.Initializer(first.Input[1])!.Dims[0];
             if (InputLayout.Of(graph.Initializer(next.Input[1])!, NodeAttributes.GetInt(next, "group", 1)).Channels != outChannels) continue;
             bool hasBias = first.Input.Count > 2 && first.Input[2].Length > 0;
-            if (hasBias && TensorData.Shape(graph.Initializer(first.Input[2])!).Aggregate(1, (a, d) => a * d) != outChannels) continue;
+            if (hasBias && TensorData.ElementCount(graph.Initializer(first.Input[2])!) != outChannels) continue;
             pairs.Add((first, next));
         }
         return pairs;

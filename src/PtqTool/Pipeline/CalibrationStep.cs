@@ -129,7 +129,7 @@ public static class CalibrationStep
         var merged = ActivationStatistics.MergeShards(paths);
         if (merged.ModelSha256 != expectedSha256)
         {
-            const string marker = "+equalized";
+            const string marker = PreparedModel.EqualizedDigestSuffix;
             if (merged.ModelSha256.Replace(marker, "") == expectedSha256.Replace(marker, ""))
                 throw new PtqException($"{paths[0]}: statistics were collected {(merged.ModelSha256.EndsWith(marker, StringComparison.Ordinal) ? "with" : "without")} --equalize; give the same --equalize to calibrate and quantize");
             throw new PtqException($"{paths[0]}: statistics are of a different model file (sha256 of the model and its external data differs)");

@@ -28,13 +28,7 @@ public static class MatMulGramStep
         return inputs;
     }
 
-    private static IEnumerable<ModelFeed> Pieces(ModelFeed batch)
-    {
-        for (int start = 0; start < batch.Batch; start += RunSamples)
-            yield return start == 0 && batch.Batch <= RunSamples ? batch : batch.Slice(start, Math.Min(RunSamples, batch.Batch - start));
-    }
-
-    public static Result? Collect(PreparedModel model, QuantizeRequest request, FloatTensor? synthetic, ProgressReporter progress)
+    public static Result? Collect(PreparedModel model, QuantizeRequest request, FloatTensor? synthetic)
     {
         var inputs = Inputs(model.Folded);
         if (inputs.Count == 0) return null;
@@ -63,7 +57,7 @@ public static class MatMulGramStep
                 if (samples >= wanted) break;
                 var batch = read.Batch > wanted - samples ? read.Slice(0, wanted - samples) : read;
                 // Runs of at most 8 samples (or the model's fixed batch): the Gram model holds every activation of a run.
-                foreach (var part in runner.FixedBatch > 0 ? ScaleRefinementStep.Chunks(batch, runner.FixedBatch) : Pieces(batch))
+                foreach (var part in ScaleRefinementStep.Chunks(batch, runner.FixedBatch, RunSamples))
                 {
                     var result = runner.Run(ScaleRefinementStep.WithNames(part, model), names);
                     foreach (var (x, gram) in outputs)

@@ -20,6 +20,8 @@ public sealed record PreparedModel
     public required NormalizationSummary Normalization { get; init; }
     public required OnnxGraph Folded { get; init; }
     public required int FoldedBatchNorms { get; init; }
+    /// <summary>Appended to <see cref="Sha256"/> with --equalize: equalized statistics are of other tensors than the plain model's.</summary>
+    public const string EqualizedDigestSuffix = "+equalized";
     /// <summary>Conv pairs whose weight ranges --equalize balanced (0 without it).</summary>
     public int EqualizedPairs { get; init; }
     public required QuantizationPlan Plan { get; init; }
@@ -87,8 +89,8 @@ public sealed record PreparedModel
         {
             Path = request.ModelPath, Original = original, Normalized = normalized, Upgrade = upgrade, Normalization = normalization, Folded = folded, FoldedBatchNorms = bn, Plan = plan, Options = options,
             Preprocessing = preprocessing, Inputs = inputs, Text = text, SampleShape = sampleShape,
-            // Equalized statistics are of other tensors than the plain model's: a stats file says which it was made from.
-            Sha256 = ModelChecks.Digest(request.ModelPath, external) + (options.Equalize ? "+equalized" : ""),
+            // A stats file says whether it was made from the equalized model.
+            Sha256 = ModelChecks.Digest(request.ModelPath, external) + (options.Equalize ? EqualizedDigestSuffix : ""),
             EqualizedPairs = equalized.Count,
             ExternalDataFiles = external,
             OutputName = outputName,

@@ -52,9 +52,12 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
         // --int4-rounding gptq: the MatMulNBits weights' input Grams, from the float graph before it is rewritten.
         bool samplesGiven = request.CalibDir is not null || synthetic is not null;
         var grams = options.Int4WeightStorage && (options.Int4Rounding ?? (samplesGiven ? "gptq" : "nearest")) == "gptq"
-            ? MatMulGramStep.Collect(model, request, synthetic, progress) : null;
-        MemoryUse.Release();
-        MemoryUse.Trace("matmul grams");
+            ? MatMulGramStep.Collect(model, request, synthetic) : null;
+        if (grams is not null)
+        {
+            MemoryUse.Release();
+            MemoryUse.Trace("matmul grams");
+        }
         var floatWeights = RoundingStep.Capture(model, options);
         var summary = QdqRewriter.Apply(model.Folded, model.Plan, parameters, options, means);
         var quantized = model.Folded.Model;
@@ -109,8 +112,11 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
             if (packed == 0 && nbits == 0) progress.Warn("note: --weight-storage int4: no weight tensor has codes within [-8, 7] (use --weight-bits 4 or --avg-bits); int8 storage kept");
             else summary = summary with { WeightStorage = matmuls + (packed > 0 ? $"int4 storage (opset 21) for {packed} weight tensor(s), int8 for the rest; ONNX Runtime 1.31 dequantizes int4 weights and runs those ops in float" : "int8 storage for the rest") };
             if (nbits > 0) summary = summary with { MatMulNBits = nbits, Int4Rounding = grams is null ? "nearest" : "gptq" };
-            grams = null;  // K² doubles per MatMul input: not held through the evaluation
-            MemoryUse.Release();
+            if (grams is not null)
+            {
+                grams = null;  // K² doubles per MatMul input: not held through the evaluation
+                MemoryUse.Release();
+            }
         }
         if (options.ResolvedEmbeddingBits > 0 && GatherBlockQuantized.Apply(quantized, options.ResolvedEmbeddingBits) is var tables and > 0)
             summary = summary with

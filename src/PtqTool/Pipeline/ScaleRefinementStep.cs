@@ -175,11 +175,16 @@ public static class ScaleRefinementStep
         return model.Reader(files, request.Batch, request.Strict).Read().Select(b => b.Input);
     }
 
-    /// <summary>The batch in pieces of the model's fixed batch size (a remainder that does not fill one is dropped), or whole when the batch is free.</summary>
-    internal static IEnumerable<ModelFeed> Chunks(ModelFeed batch, int fixedBatch)
+    /// <summary>
+    /// The batch in pieces of the model's fixed batch size (a remainder that does not fill one is dropped), or, when the
+    /// batch is free, in pieces of at most <paramref name="freeLimit"/> samples (the last one shorter).
+    /// </summary>
+    internal static IEnumerable<ModelFeed> Chunks(ModelFeed batch, int fixedBatch, int freeLimit = int.MaxValue)
     {
-        if (fixedBatch <= 0 || batch.Batch == fixedBatch) { yield return batch; yield break; }
-        for (int start = 0; start + fixedBatch <= batch.Batch; start += fixedBatch) yield return batch.Slice(start, fixedBatch);
+        int size = fixedBatch > 0 ? fixedBatch : freeLimit;
+        if (batch.Batch == size || (fixedBatch <= 0 && batch.Batch <= size)) { yield return batch; yield break; }
+        for (int start = 0; fixedBatch > 0 ? start + size <= batch.Batch : start < batch.Batch; start += size)
+            yield return batch.Slice(start, Math.Min(size, batch.Batch - start));
     }
 
     /// <summary>The batch with every tensor named (a single input's tensor carries no name), so scale inputs can join it.</summary>

@@ -25,25 +25,34 @@ public static class MatMulNBits
     /// <summary>Packs a row-major [K, N] float weight by nearest rounding in blocks of <paramref name="blockSize"/> along K.</summary>
     public static PackedWeight Pack(ReadOnlySpan<float> w, int k, int n, int blockSize = BlockSize)
     {
-        int blocks = (k + blockSize - 1) / blockSize, blob = blockSize / 2;
-        var packed = new byte[n * blocks * blob];
+        int blocks = (k + blockSize - 1) / blockSize;
+        var packed = new byte[n * blocks * blockSize / 2];
         var scales = new float[n * blocks];
         for (int col = 0; col < n; col++)
             for (int b = 0; b < blocks; b++)
             {
                 float max = 0;
                 for (int i = b * blockSize; i < Math.Min(k, (b + 1) * blockSize); i++) max = Math.Max(max, Math.Abs(w[i * n + col]));
-                float s = max > 0 ? max / 7 : 1;
-                scales[col * blocks + b] = s;
-                for (int j = 0; j < blockSize; j++)
-                {
-                    int i = b * blockSize + j;
-                    int q = i < k ? (int)Math.Clamp(MathF.Round(w[i * n + col] / s, MidpointRounding.ToEven) + 8, 1, 15) : 8;
-                    int at = (col * blocks + b) * blob + j / 2;
-                    packed[at] |= (byte)(j % 2 == 0 ? q : q << 4);
-                }
+                float s = scales[col * blocks + b] = Scale(max);
+                for (int i = b * blockSize; i < (b + 1) * blockSize; i++) Store(packed, blocks, blockSize, col, i, i < k ? Code(w[i * n + col], s) : ZeroCode);
             }
         return new PackedWeight(k, n, blockSize, packed, scales);
+    }
+
+    /// <summary>The op's default zero point: code 8 stands for 0 (and pads a partial last block).</summary>
+    public const int ZeroCode = 8;
+
+    /// <summary>A block's scale from its largest magnitude: max / 7 (1 for an all-zero block).</summary>
+    public static float Scale(float max) => max > 0 ? max / 7 : 1;
+
+    /// <summary>The code of value <paramref name="w"/> at scale <paramref name="s"/>: round(w / s) + 8 in [1, 15].</summary>
+    public static int Code(float w, float s) => (int)Math.Clamp(MathF.Round(w / s, MidpointRounding.ToEven) + ZeroCode, 1, 15);
+
+    /// <summary>Writes the code of row <paramref name="row"/> of column <paramref name="col"/>: byte (row mod block) / 2 of its block, the low nibble for even rows.</summary>
+    public static void Store(byte[] packed, int blocks, int blockSize, int col, int row, int code)
+    {
+        int j = row % blockSize;
+        packed[(col * blocks + row / blockSize) * (blockSize / 2) + j / 2] |= (byte)(j % 2 == 0 ? code : code << 4);
     }
 
     /// <summary>The weight the packed codes stand for, row-major [K, N]: (q − 8)·s.</summary>

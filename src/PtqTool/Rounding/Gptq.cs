@@ -40,27 +40,27 @@ public static class Gptq
         }
         var u = UpperCholeskyOfInverse(h, k);  // h is reused for U
 
-        int blocks = (k + blockSize - 1) / blockSize, blob = blockSize / 2;
-        var packed = new byte[n * blocks * blob];
+        int blocks = (k + blockSize - 1) / blockSize;
+        var packed = new byte[n * blocks * blockSize / 2];
         var scales = new float[n * blocks];
         var error = new float[n];
         for (int row = 0; row < k; row++)
         {
-            int b = row / blockSize, j = row % blockSize;
-            if (j == 0)
+            int b = row / blockSize;
+            if (row % blockSize == 0)
                 for (int col = 0; col < n; col++)
                 {
                     float max = 0;
                     for (int i = row; i < Math.Min(k, row + blockSize); i++) max = Math.Max(max, Math.Abs(work[i * n + col]));
-                    scales[col * blocks + b] = max > 0 ? max / 7 : 1;
+                    scales[col * blocks + b] = MatMulNBits.Scale(max);
                 }
             double pivot = u[row * k + row];
             for (int col = 0; col < n; col++)
             {
                 float s = scales[col * blocks + b], v = work[row * n + col];
-                int q = (int)Math.Clamp(MathF.Round(v / s, MidpointRounding.ToEven) + 8, 1, 15);
-                packed[(col * blocks + b) * blob + j / 2] |= (byte)(j % 2 == 0 ? q : q << 4);
-                error[col] = (float)((v - (q - 8) * s) / pivot);
+                int q = MatMulNBits.Code(v, s);
+                MatMulNBits.Store(packed, blocks, blockSize, col, row, q);
+                error[col] = (float)((v - (q - MatMulNBits.ZeroCode) * s) / pivot);
             }
             for (int later = row + 1; later < k; later++)
             {
@@ -70,11 +70,7 @@ public static class Gptq
         }
         // A partial last block's missing rows are code 8 (zero), as MatMulNBits.Pack pads them.
         for (int row = k; row < blocks * blockSize; row++)
-            for (int col = 0; col < n; col++)
-            {
-                int b = row / blockSize, j = row % blockSize;
-                packed[(col * blocks + b) * blob + j / 2] |= (byte)(j % 2 == 0 ? 8 : 8 << 4);
-            }
+            for (int col = 0; col < n; col++) MatMulNBits.Store(packed, blocks, blockSize, col, row, MatMulNBits.ZeroCode);
         return new PackedWeight(k, n, blockSize, packed, scales);
     }
 
@@ -137,15 +133,7 @@ public static class Gptq
         return a;
     }
 
-    /// <summary>Lower L with L Lᵀ = A (row-major [K, K], A symmetric positive definite).</summary>
-    public static double[] Cholesky(double[] a, int k)
-    {
-        var l = new double[k * k];
-        Cholesky(a, l, k);
-        return l;
-    }
-
-    /// <summary>L (lower, into a zeroed <paramref name="l"/>) with L Lᵀ = A.</summary>
+    /// <summary>L (lower, into a zeroed <paramref name="l"/>) with L Lᵀ = A (row-major [K, K], A symmetric positive definite).</summary>
     private static void Cholesky(double[] a, double[] l, int k)
     {
         for (int i = 0; i < k; i++)
