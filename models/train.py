@@ -6,8 +6,13 @@ Run with Debian's interpreter (the packages live there):
     apt-get install python3-torch python3-torchvision python3-onnx dataset-fashion-mnist
     /usr/bin/python3 models/train.py            # from the repository root
 
-Outputs: models/fmnist_cnn.onnx, models/fmnist_resnet.onnx, their .json sidecars,
+Outputs: models/fmnist_cnn.onnx, models/fmnist_resnet.onnx, models/fmnist_mobilenetv2.onnx, their .json sidecars,
 models/metrics.json, calibration/fashion-mnist/{calib,eval}/.
+
+    /usr/bin/python3 models/train.py --mobilenet
+
+trains only the MobileNetV2-style model (ReLU6, depthwise convolutions, linear bottlenecks; BatchNormalization folded
+into the convolutions at export, as in a deployed ImageNet MobileNetV2), leaving the other two and the images alone.
 
     /usr/bin/python3 models/train.py --export-test DIR
 
@@ -125,6 +130,50 @@ class SmallResNet(nn.Module):
         return self.fc(x)
 
 
+class InvertedResidual(nn.Module):
+    """MobileNetV2's block: 1x1 expand -> BN -> ReLU6, 3x3 depthwise -> BN -> ReLU6, 1x1 project -> BN (linear), Add skip when shapes match."""
+
+    def __init__(self, cin, cout, stride, expand):
+        super().__init__()
+        hidden = cin * expand
+        layers = []
+        if expand != 1:
+            layers += [nn.Conv2d(cin, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU6(inplace=True)]
+        layers += [nn.Conv2d(hidden, hidden, 3, stride, 1, groups=hidden, bias=False), nn.BatchNorm2d(hidden), nn.ReLU6(inplace=True),
+                   nn.Conv2d(hidden, cout, 1, bias=False), nn.BatchNorm2d(cout)]
+        self.body = nn.Sequential(*layers)
+        self.skip = stride == 1 and cin == cout
+
+    def forward(self, x):
+        y = self.body(x)
+        return x + y if self.skip else y
+
+
+class MobileNetV2Small(nn.Module):
+    """MobileNetV2 (Sandler et al. 2018) scaled to 28x28 inputs: ReLU6 stem, 7 inverted-residual blocks (expansion 1 and 6,
+    depthwise 3x3, linear bottlenecks, Add skips), 1x1 head conv with ReLU6, global average pool, Linear."""
+
+    # (expansion, channels, repeats, first stride), as in the paper's Table 2 with the width and depth cut down.
+    SETTINGS = [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 2, 2), (6, 64, 2, 1)]
+
+    def __init__(self):
+        super().__init__()
+        layers = [nn.Conv2d(1, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU6(inplace=True)]
+        cin = 16
+        for t, c, n, s in self.SETTINGS:
+            for i in range(n):
+                layers.append(InvertedResidual(cin, c, s if i == 0 else 1, t))
+                cin = c
+        layers += [nn.Conv2d(cin, 256, 1, bias=False), nn.BatchNorm2d(256), nn.ReLU6(inplace=True)]
+        self.features = nn.Sequential(*layers)
+        self.fc = nn.Linear(256, 10)
+
+    def forward(self, x):
+        x = self.features(x)
+        x = F.adaptive_avg_pool2d(x, 1).flatten(1)
+        return self.fc(x)
+
+
 def evaluate(model, x, y):
     model.eval()
     correct = 0
@@ -158,14 +207,17 @@ def train(model, x, y, epochs, lr):
         print(f"  epoch {epoch + 1}/{epochs} loss {total / len(x):.4f}", flush=True)
 
 
-def export(model, path):
+def export(model, path, fold_bn=False):
+    """Exports with BatchNormalization kept, or with fold_bn folded into the convolutions (Conv with bias, ReLU6 as Clip),
+    the form a deployed ImageNet MobileNetV2 export has."""
     model.eval()
     dummy = torch.zeros(1, 1, 28, 28)
     torch.onnx.export(
         model, dummy, path, opset_version=13,
         input_names=["input"], output_names=["logits"],
         dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
-        training=torch.onnx.TrainingMode.PRESERVE, do_constant_folding=False)
+        training=torch.onnx.TrainingMode.EVAL if fold_bn else torch.onnx.TrainingMode.PRESERVE,
+        do_constant_folding=fold_bn)
 
 
 def write_images(train_x, test_x, test_y):
@@ -186,6 +238,11 @@ def write_images(train_x, test_x, test_y):
     return np.array(sorted(chosen))
 
 
+def bundled_eval_indices(test_y):
+    """The test-split indices of the bundled eval folder (the first EVAL_PER_CLASS of each class), without writing images."""
+    return np.array(sorted(i for c in range(len(CLASSES)) for i in np.nonzero(test_y == c)[0][:EVAL_PER_CLASS].tolist()))
+
+
 def export_test(out_dir):
     test_x = read_idx("t10k-images-idx3-ubyte.gz")
     test_y = read_idx("t10k-labels-idx1-ubyte.gz")
@@ -200,30 +257,41 @@ def export_test(out_dir):
 def main():
     if len(sys.argv) == 3 and sys.argv[1] == "--export-test":
         return export_test(sys.argv[2])
+    mobilenet = len(sys.argv) == 2 and sys.argv[1] == "--mobilenet"
     torch.manual_seed(SEED)
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     train_x = read_idx("train-images-idx3-ubyte.gz")
     train_y = read_idx("train-labels-idx1-ubyte.gz")
     test_x = read_idx("t10k-images-idx3-ubyte.gz")
     test_y = read_idx("t10k-labels-idx1-ubyte.gz")
-    eval_idx = write_images(train_x, test_x, test_y)
+    eval_idx = write_images(train_x, test_x, test_y) if not mobilenet else bundled_eval_indices(test_y)
 
     xt, yt = normalize(train_x), torch.from_numpy(train_y.astype(np.int64))
     xs, ys = normalize(test_x), torch.from_numpy(test_y.astype(np.int64))
     epochs = int(os.environ.get("EPOCHS", "6"))
+    metrics_path = os.path.join(ROOT, "models", "metrics.json")
     metrics = {}
-    for name, model in [("fmnist_cnn", PlainCnn()), ("fmnist_resnet", SmallResNet())]:
+    models = [("fmnist_cnn", PlainCnn(), False), ("fmnist_resnet", SmallResNet(), False), ("fmnist_mobilenetv2", MobileNetV2Small(), True)]
+    if mobilenet:
+        # Only the MobileNetV2-style model; the other two and the images stay as they are.
+        with open(metrics_path) as f:
+            metrics = json.load(f)
+        models = models[2:]
+    for name, model, fold_bn in models:
         print(f"training {name}", flush=True)
         train(model, xt, yt, epochs, 3e-3)
         acc_test = evaluate(model, xs, ys)
         acc_eval = evaluate(model, xs[eval_idx], ys[eval_idx])
         print(f"  {name}: test top-1 {acc_test:.2f}%  bundled eval top-1 {acc_eval:.2f}%", flush=True)
         path = os.path.join(ROOT, "models", name + ".onnx")
-        export(model, path)
+        export(model, path, fold_bn)
         params = sum(p.numel() for p in model.parameters())
         metrics[name] = {"test_top1": round(acc_test, 2), "eval_top1": round(acc_eval, 2), "params": params, "epochs": epochs}
+        if fold_bn:
+            metrics[name]["batchnorm"] = "folded at export"
         sidecar = {
-            "description": f"{model.__class__.__name__} trained on Fashion-MNIST by models/train.py",
+            "description": f"{model.__class__.__name__} trained on Fashion-MNIST by models/train.py"
+                           + (" (BatchNormalization folded at export)" if fold_bn else ""),
             "input": "input", "width": 28, "height": 28, "channels": "gray", "layout": "nchw",
             "scale": 255, "mean": [MEAN], "std": [STD], "resize": "none",
             "labels": CLASSES,
@@ -231,7 +299,7 @@ def main():
         with open(os.path.join(ROOT, "models", name + ".json"), "w") as f:
             json.dump(sidecar, f, indent=2)
             f.write("\n")
-    with open(os.path.join(ROOT, "models", "metrics.json"), "w") as f:
+    with open(metrics_path, "w") as f:
         json.dump(metrics, f, indent=2)
         f.write("\n")
 

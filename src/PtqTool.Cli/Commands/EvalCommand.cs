@@ -36,13 +36,14 @@ public static class EvalCommand
             new IoCheck().Input(modelPath, "model").InputFolder(parse.GetValue(eval), "evaluation folder").Verify();
             using var runner = OrtRunner.FromFile(modelPath, new RunnerOptions { Threads = t });
             var inputs = ModelInputs.Of(runner);
-            var (preprocessing, sampleShape) = ModelInputs.Resolve(inputs, modelPath, pre.Read(parse));
+            var overrides = pre.Read(parse);
+            var (preprocessing, sampleShape) = ModelInputs.Resolve(inputs, modelPath, overrides);
             var (files, classes) = SampleFolder.ListLabelled(parse.GetValue(eval)!, ModelInputs.Named(inputs));
             if (parse.GetValue(limit) is int n) files = Subset.Spread(files, n);
             var output = runner.OutputShape(runner.OutputNames[0]);
             if (output.Length != 2 || (output[1] > 0 && output[1] < classes.Length))
                 throw new PtqException($"{parse.GetValue(eval)}: has {classes.Length} classes, but output '{runner.OutputNames[0]}' has shape [{string.Join(", ", output)}]: not [batch, ≥{classes.Length}] class scores");
-            var reader = ModelInputs.Reader(inputs, files, preprocessing, sampleShape, b);
+            var reader = ModelInputs.Reader(inputs, files, preprocessing, sampleShape, b, overrides.Audio);
             var progress = io.Progress(parse.GetValue(quiet));
             progress.Start("eval", files.Count);
             var acc = ModelScorer.Score(runner, reader.Read(progress.Report));

@@ -1,10 +1,11 @@
 using System.CommandLine;
 using System.Globalization;
+using PtqTool.Data;
 using PtqTool.Pipeline;
 
 namespace PtqTool.Cli.Commands;
 
-/// <summary>The preprocessing flags shared by every command that reads images.</summary>
+/// <summary>The preprocessing flags shared by every command that reads images or audio.</summary>
 public sealed class PreprocessingOptions
 {
     public Option<string?> Preset { get; } = new("--preprocess") { Description = "Preset: imagenet, fashion-mnist or none (default: the model's sidecar JSON, else guessed from the input shape)" };
@@ -16,10 +17,13 @@ public sealed class PreprocessingOptions
     public Option<string?> Layout { get; } = new("--layout") { Description = "nchw or nhwc" };
     public Option<string?> Channels { get; } = new("--channels") { Description = "gray, rgb or bgr" };
     public Option<float?> Scale { get; } = new("--scale") { Description = "Divide pixels by this: 255 (to [0,1]) or 1" };
+    public Option<int?> SampleRate { get; } = new("--sample-rate") { Description = ".wav samples: the rate in Hz every file must have (default: the first file's; files are never resampled)" };
+    public Option<string> AudioScale { get; } = new("--audio-scale") { Description = ".wav samples: multiply samples on [-1, 1] by this: unit (1, default), int16 (32768: int16-valued floats) or a number", DefaultValueFactory = _ => "unit" };
+    public Option<int?> AudioWindow { get; } = new("--audio-window") { Description = ".wav samples: cut each file into windows of N samples (default: the model input's fixed length, else each file whole); a shorter tail is dropped, never padded" };
 
     public void AddTo(Command command)
     {
-        foreach (var o in new Option[] { Preset, Size, Crop, Resize, Mean, Std, Layout, Channels, Scale }) command.Options.Add(o);
+        foreach (var o in new Option[] { Preset, Size, Crop, Resize, Mean, Std, Layout, Channels, Scale, SampleRate, AudioScale, AudioWindow }) command.Options.Add(o);
     }
 
     public PreprocessingOverrides Read(ParseResult parse) => new()
@@ -33,6 +37,7 @@ public sealed class PreprocessingOptions
         Layout = parse.GetValue(Layout),
         Channels = parse.GetValue(Channels),
         Scale = parse.GetValue(Scale),
+        Audio = new AudioFormat(parse.GetValue(SampleRate), AudioFormat.ParseScale(parse.GetValue(AudioScale)!), parse.GetValue(AudioWindow)).Validated(),
     };
 
     private static float[]? Floats(string? text, string option)

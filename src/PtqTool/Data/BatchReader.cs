@@ -10,7 +10,8 @@ public sealed record SampleBatch(ModelFeed Input, int[] Labels, string[] Files);
 /// preprocessed and .npy and .pb tensors taken as they are (one sample, or a leading batch dimension of several). For
 /// a model with several inputs (or one that is not float), each sample is an .npz keyed by input name or a folder of
 /// .pb TensorProtos, checked against the model's inputs; samples whose dynamic dimensions differ (sequence length) are
-/// batched with their equals, never padded. A file that fails to decode is skipped and counted, or stops the run when
+/// batched with their equals, never padded. For a model whose one input takes raw audio, .wav files are cut into
+/// windows (<see cref="AudioInput"/>) and batched the same way. A file that fails to decode is skipped and counted, or stops the run when
 /// <see cref="Strict"/> is set.
 /// </summary>
 public sealed class BatchReader
@@ -19,6 +20,7 @@ public sealed class BatchReader
     private readonly Preprocessing _preprocessing;
     private readonly int[] _sampleShape;
     private readonly IReadOnlyList<InputSpec>? _inputs;
+    private readonly AudioInput? _audio;
     private readonly int _batch;
 
     /// <summary>Most batches of distinct shapes held at once; past it the fullest is handed out part-full (bounded memory).</summary>
@@ -32,13 +34,15 @@ public sealed class BatchReader
     public TextEncoder? Text { get; set; }
     public int Skipped { get; private set; }
     public List<string> Warnings { get; } = [];
+    /// <summary>What the reader did to the data that the user should know (audio tails dropped); filled once reading ends.</summary>
+    public List<string> Notes { get; } = [];
     public int Total => _files.Count;
 
     /// <param name="sampleShape">The shape of one sample as the model takes it (the input shape less the batch dimension).</param>
     public BatchReader(IReadOnlyList<SampleFile> files, Preprocessing preprocessing, int[] sampleShape, int batch)
     {
         if (batch < 1) throw new PtqException($"--batch: {batch} must be at least 1");
-        long floats = (long)batch * FloatTensor.Count(sampleShape);
+        long floats = sampleShape.All(d => d > 0) ? (long)batch * FloatTensor.Count(sampleShape) : 0;
         if (floats > MaxBatchFloats)
             throw new PtqException($"--batch: {batch} samples of [{string.Join(", ", sampleShape)}] are {floats * 4 / (1 << 20)} MiB of input per batch (at most {MaxBatchFloats * 4 / (1 << 20)} MiB); use a smaller --batch");
         _files = files;
@@ -48,18 +52,49 @@ public sealed class BatchReader
     }
 
     /// <summary>A reader of named multi-input samples (.npz, .pb folders) for a model with these inputs.</summary>
-    public BatchReader(IReadOnlyList<SampleFile> files, IReadOnlyList<InputSpec> inputs, int batch)
+    public BatchReader(IReadOnlyList<SampleFile> files, IReadOnlyList<InputSpec> inputs, int batch) : this(files, inputs, null, batch) { }
+
+    /// <summary>A reader of .wav files for a model whose one input takes raw audio.</summary>
+    public BatchReader(IReadOnlyList<SampleFile> files, AudioInput audio, int batch) : this(files, null, audio, batch) { }
+
+    /// <summary>The bucketing readers: feeds made per file (named samples, audio) and batched with their equals in shape.</summary>
+    private BatchReader(IReadOnlyList<SampleFile> files, IReadOnlyList<InputSpec>? inputs, AudioInput? audio, int batch)
     {
         if (batch < 1) throw new PtqException($"--batch: {batch} must be at least 1");
         _files = files;
         _inputs = inputs;
+        _audio = audio;
         _preprocessing = new Preprocessing();
         _sampleShape = [];
         _batch = batch;
     }
 
     /// <param name="onFile">Called after each file with the number of files read so far.</param>
-    public IEnumerable<SampleBatch> Read(Action<int>? onFile = null) => _inputs is null ? ReadSingle(onFile) : ReadNamed(onFile);
+    public IEnumerable<SampleBatch> Read(Action<int>? onFile = null) =>
+        _audio is not null ? ReadBucketed(AudioFeed, onFile)
+        : _inputs is not null ? ReadBucketed(NamedFeed, onFile)
+        : ReadSingle(onFile);
+
+    private ModelFeed NamedFeed(SampleFile file) => file.Text is string text
+        ? (Text ?? throw new PtqException($"{file.Path}: a text sample, but no tokenizer (--vocab) was given")).Encode(text)
+        : NamedInputs.Read(file.Path, _inputs!);
+
+    /// <summary>A .wav file's windows; null when it does not decode and the run is not strict (skipped and counted).</summary>
+    private ModelFeed? AudioFeed(SampleFile file)
+    {
+        WavAudio audio;
+        try
+        {
+            audio = WavReader.Read(file.Path);
+        }
+        catch (PtqException e) when (!Strict)
+        {
+            Skipped++;
+            Warnings.Add(e.Message);
+            return null;
+        }
+        return _audio!.Feed(audio, file.Path);
+    }
 
     /// <summary>One open batch of samples sharing their per-input shapes.</summary>
     private sealed class Bucket
@@ -70,16 +105,20 @@ public sealed class BatchReader
         public int Count => Labels.Count;
     }
 
-    private IEnumerable<SampleBatch> ReadNamed(Action<int>? onFile)
+    /// <summary>Feeds batched with their equals in shape (sequence or clip length), at most <see cref="MaxOpenShapes"/> open at once.</summary>
+    private IEnumerable<SampleBatch> ReadBucketed(Func<SampleFile, ModelFeed?> feedOf, Action<int>? onFile)
     {
         var open = new Dictionary<string, Bucket>(StringComparer.Ordinal);
         var order = new List<string>();
         int done = 0;
         foreach (var file in _files)
         {
-            var feed = file.Text is string text
-                ? (Text ?? throw new PtqException($"{file.Path}: a text sample, but no tokenizer (--vocab) was given")).Encode(text)
-                : NamedInputs.Read(file.Path, _inputs!);
+            var feed = feedOf(file);
+            if (feed is null)
+            {
+                onFile?.Invoke(++done);
+                continue;
+            }
             string key = feed.ShapeKey;
             if (!open.TryGetValue(key, out var bucket))
             {
@@ -100,6 +139,7 @@ public sealed class BatchReader
         }
         foreach (var key in order)
             foreach (var b in Drain(open[key], all: true)) yield return b;
+        if (_audio?.DropNote() is string note) Notes.Add(note);
     }
 
     /// <summary>Hands out the bucket's full batches (and with <paramref name="all"/> its remainder), keeping the rest.</summary>
@@ -121,6 +161,8 @@ public sealed class BatchReader
 
     private IEnumerable<SampleBatch> ReadSingle(Action<int>? onFile)
     {
+        if (_sampleShape.Any(d => d <= 0) && _files.Count > 0)
+            throw new PtqException($"{_files[0].Path}: the model's input takes samples of a symbolic length [{string.Join(", ", _sampleShape.Select(d => d > 0 ? d.ToString(System.Globalization.CultureInfo.InvariantCulture) : "?"))}]; give raw audio as .wav files");
         int per = FloatTensor.Count(_sampleShape);
         var data = new List<float>(per * _batch);
         var labels = new List<int>(_batch);

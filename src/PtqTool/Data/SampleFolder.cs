@@ -4,23 +4,29 @@ namespace PtqTool.Data;
 public sealed record SampleFile(string Path, int Label = -1, string? Text = null);
 
 /// <summary>
-/// Lists the samples under a folder: images (jpg, jpeg, png, bmp, webp, gif), .npy arrays or ONNX TensorProto .pb files,
-/// recursively and in ordinal path order so runs are reproducible.
+/// Lists the samples under a folder: images (jpg, jpeg, png, bmp, webp, gif), .wav audio, .npy arrays or ONNX TensorProto
+/// .pb files, recursively and in ordinal path order so runs are reproducible.
 /// </summary>
 public static class SampleFolder
 {
     public static readonly string[] ImageExtensions = [".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif"];
     public static readonly string[] TensorExtensions = [".npy", ".pb", ".npz"];
+    public static readonly string[] AudioExtensions = [".wav"];
 
     public static bool IsSample(string path)
     {
         string ext = Path.GetExtension(path).ToLowerInvariant();
-        return ImageExtensions.Contains(ext) || TensorExtensions.Contains(ext);
+        return ImageExtensions.Contains(ext) || TensorExtensions.Contains(ext) || AudioExtensions.Contains(ext);
     }
+
+    public static bool IsAudio(string path) => AudioExtensions.Contains(Path.GetExtension(path).ToLowerInvariant());
+
+    private static bool IsTensor(string path) => TensorExtensions.Contains(Path.GetExtension(path).ToLowerInvariant());
 
     /// <summary>
     /// Every sample file below <paramref name="folder"/>, unlabelled. A folder holding tensor files (.npy, .pb) is read as
-    /// tensors only, so the PNG previews `ptq distill` writes beside its .npy samples are not taken for images.
+    /// tensors only, so the PNG previews `ptq distill` writes beside its .npy samples are not taken for images; else one
+    /// holding .wav files is read as audio only (a spectrogram picture beside a clip is not a sample).
     /// </summary>
     /// <param name="namedInputs">
     /// For a model with several inputs: each sample is an .npz keyed by input name, or a folder of .pb TensorProtos (one
@@ -36,15 +42,9 @@ public static class SampleFolder
                 throw new PtqException($"{folder}: no .npz samples (keyed by input name) or folders of .pb tensors found; a model with several inputs takes those");
             return named;
         }
-        var all = Walk(folder).Where(IsSample).ToList();
-        bool tensors = all.Any(f => TensorExtensions.Contains(Path.GetExtension(f).ToLowerInvariant()));
-        var files = all
-            .Where(f => !tensors || TensorExtensions.Contains(Path.GetExtension(f).ToLowerInvariant()))
-            .OrderBy(f => f, StringComparer.Ordinal)
-            .Select(f => new SampleFile(f))
-            .ToList();
+        var files = OneKind(Walk(folder).Where(IsSample)).Select(f => new SampleFile(f)).ToList();
         if (files.Count == 0)
-            throw new PtqException($"{folder}: no images (.jpg .png .bmp .webp .gif) or tensors (.npy .pb) found");
+            throw new PtqException($"{folder}: no images (.jpg .png .bmp .webp .gif), audio (.wav) or tensors (.npy .pb) found");
         return files;
     }
 
@@ -62,11 +62,19 @@ public static class SampleFolder
         for (int c = 0; c < classes.Length; c++)
         {
             var inClass = Walk(Path.Combine(folder, classes[c]));
-            files.AddRange((namedInputs ? Named(inClass) : inClass.Where(IsSample).OrderBy(f => f, StringComparer.Ordinal)).Select(f => new SampleFile(f, c)));
+            files.AddRange((namedInputs ? Named(inClass) : OneKind(inClass.Where(IsSample))).Select(f => new SampleFile(f, c)));
         }
         if (files.Count == 0)
             throw new PtqException($"{folder}: class folders hold no images");
         return (files, classes);
+    }
+
+    /// <summary>Tensors if there are any, else audio if there is any, else images; in ordinal order.</summary>
+    private static IEnumerable<string> OneKind(IEnumerable<string> samples)
+    {
+        var all = samples.ToList();
+        Func<string, bool> keep = all.Any(IsTensor) ? IsTensor : all.Any(IsAudio) ? IsAudio : _ => true;
+        return all.Where(keep).OrderBy(f => f, StringComparer.Ordinal);
     }
 
     /// <summary>The .npz files and the folders holding .pb files among <paramref name="files"/>, in ordinal order.</summary>

@@ -73,6 +73,7 @@ public static class CalibrationStep
         stats.Skipped = reader.Skipped;
         foreach (var w in reader.Warnings.Take(5)) progress.Warn($"warning: skipped {w}");
         if (reader.Skipped > 5) progress.Warn($"warning: skipped {reader.Skipped} files in all");
+        foreach (var note in reader.Notes) progress.Message(note);
         if (stats.Samples == 0) throw new PtqException($"{request.CalibDir}: no sample could be read ({reader.Skipped} skipped)");
         CheckFinite(stats, request.CalibDir);
         return (stats, $"{request.CalibDir}{(request.Shard is (int i, int n) ? $" shard {i}/{n}" : "")}");

@@ -43,6 +43,7 @@ public static class EvaluationStep
             progress.Finish();
             MemoryUse.Trace("output comparison");
             foreach (var w in data.Reader?.Warnings.Take(5) ?? []) progress.Warn($"warning: skipped {w}");
+            foreach (var note in data.Reader?.Notes ?? []) progress.Message(note);
             if (fused.Samples == 0) throw new PtqException($"{data.Source}: no sample could be read ({data.Reader?.Skipped ?? 0} skipped)");
         }
         MemoryUse.Release();

@@ -36,11 +36,15 @@ public static class ModelInputs
     public static (Preprocessing Preprocessing, int[] SampleShape) Resolve(IReadOnlyList<InputSpec> inputs, string modelPath, PreprocessingOverrides overrides)
     {
         if (Named(inputs)) return (new Preprocessing(), []);
+        // Raw audio of a symbolic length: .wav files give each sample its length; there is no image to preprocess.
+        if (AudioInput.Takes(inputs[0]) && inputs[0].DeclaredShape[^1] <= 0) return (new Preprocessing(), inputs[0].DeclaredShape.Skip(1).ToArray());
         var p = PreprocessingResolver.Resolve(modelPath, inputs[0].DeclaredShape, overrides);
         return (p, SampleShape(inputs[0], p, modelPath));
     }
 
-    /// <summary>The batch reader for these inputs: named samples, or images/tensors for a single float input.</summary>
-    public static BatchReader Reader(IReadOnlyList<InputSpec> inputs, IReadOnlyList<SampleFile> files, Preprocessing p, int[] sampleShape, int batch) =>
-        Named(inputs) ? new BatchReader(files, inputs, batch) : new BatchReader(files, p, sampleShape, batch);
+    /// <summary>The batch reader for these inputs: named samples, .wav audio, or images/tensors for a single float input.</summary>
+    public static BatchReader Reader(IReadOnlyList<InputSpec> inputs, IReadOnlyList<SampleFile> files, Preprocessing p, int[] sampleShape, int batch, AudioFormat? audio = null) =>
+        files.FirstOrDefault(f => SampleFolder.IsAudio(f.Path)) is { } wav ? new BatchReader(files, AudioInput.For(inputs, audio ?? new AudioFormat(), wav.Path), batch)
+        : Named(inputs) ? new BatchReader(files, inputs, batch)
+        : new BatchReader(files, p, sampleShape, batch);
 }

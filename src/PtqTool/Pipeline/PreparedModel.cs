@@ -29,6 +29,8 @@ public sealed record PreparedModel
     public required Preprocessing Preprocessing { get; init; }
     /// <summary>The model's inputs (name, element type, declared shape).</summary>
     public required IReadOnlyList<InputSpec> Inputs { get; init; }
+    /// <summary>How .wav samples become input (sample rate, scale, window).</summary>
+    public AudioFormat Audio { get; init; } = new();
     /// <summary>The tokenizer of text samples (--calib-text, --eval-text), or null.</summary>
     public TextEncoder? Text { get; init; }
     /// <summary>Whether samples are named multi-input files (.npz, .pb folders) rather than images or bare tensors.</summary>
@@ -88,7 +90,7 @@ public sealed record PreparedModel
         return new PreparedModel
         {
             Path = request.ModelPath, Original = original, Normalized = normalized, Upgrade = upgrade, Normalization = normalization, Folded = folded, FoldedBatchNorms = bn, Plan = plan, Options = options,
-            Preprocessing = preprocessing, Inputs = inputs, Text = text, SampleShape = sampleShape,
+            Preprocessing = preprocessing, Audio = request.Preprocessing.Audio, Inputs = inputs, Text = text, SampleShape = sampleShape,
             // A stats file says whether it was made from the equalized model.
             Sha256 = ModelChecks.Digest(request.ModelPath, external) + (options.Equalize ? EqualizedDigestSuffix : ""),
             EqualizedPairs = equalized.Count,
@@ -101,7 +103,7 @@ public sealed record PreparedModel
     /// <summary>The reader of sample files for this model's inputs.</summary>
     public BatchReader Reader(IReadOnlyList<SampleFile> files, int batch, bool strict)
     {
-        var reader = ModelInputs.Reader(Inputs, files, Preprocessing, SampleShape, batch);
+        var reader = ModelInputs.Reader(Inputs, files, Preprocessing, SampleShape, batch, Audio);
         reader.Strict = strict;
         reader.Text = Text;
         return reader;

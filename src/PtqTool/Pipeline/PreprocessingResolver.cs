@@ -15,6 +15,8 @@ public sealed record PreprocessingOverrides
     public string? Layout { get; init; }
     public string? Channels { get; init; }
     public float? Scale { get; init; }
+    /// <summary>How .wav samples become input (--sample-rate, --audio-scale, --audio-window).</summary>
+    public AudioFormat Audio { get; init; } = new();
 }
 
 /// <summary>

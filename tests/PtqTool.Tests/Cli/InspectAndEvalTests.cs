@@ -40,6 +40,7 @@ public class InspectAndEvalTests
     [Theory]
     [InlineData("fmnist_cnn")]
     [InlineData("fmnist_resnet")]
+    [InlineData("fmnist_mobilenetv2")]
     public void Fp32_accuracy_through_onnx_runtime_matches_the_models_readme(string name)
     {
         var (code, output, _) = CliRunner.Run("eval", Repo.Model(name), "--eval", Repo.EvalDir, "--quiet");

@@ -15,8 +15,9 @@ public class QuantizeEndToEndTests
         return (code, stdout, stderr, json, output);
     }
 
+    /// <summary>The bundled models at both smooth losses, and the MobileNetV2-style model (BN folded, ReLU6) at the default.</summary>
     public static IEnumerable<object[]> ModelsAndLosses() =>
-        from m in Repo.BundledModels from l in new[] { "msqe", "qsin" } select new object[] { m, l };
+        (from m in Repo.BundledModels from l in new[] { "msqe", "qsin" } select new object[] { m, l }).Append(["fmnist_mobilenetv2", "msqe"]);
 
     [Theory]
     [MemberData(nameof(ModelsAndLosses))]
