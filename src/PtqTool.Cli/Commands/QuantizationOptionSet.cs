@@ -47,6 +47,7 @@ public sealed class QuantizationOptionSet(OptionScope scope = OptionScope.Quanti
     public Option<string> EmbeddingBits { get; } = new("--embedding-bits") { Description = "Embedding tables (Gather of a constant [rows, columns] table by token ids) as com.microsoft GatherBlockQuantized: 8, 4 or off (default: 4 with --weight-storage int4, 8 otherwise; docs/transformers.md)", DefaultValueFactory = _ => "auto" };
     public Option<string?> Int4Rounding { get; } = new("--int4-rounding") { Description = "MatMulNBits weights (--weight-storage int4): nearest, or gptq (error spread through the MatMul input's Gram, from calibration samples); default gptq where calibration samples are given (docs/transformers.md)" };
     public Option<bool> Equalize { get; } = new("--equalize") { Description = "Cross-layer equalization of Conv -> (Relu) -> Conv weight ranges before calibration (the float model's function is unchanged; off by default; docs/accuracy.md)" };
+    public Option<bool> KeepAffine { get; } = new("--keep-affine") { Description = "Keep Mul/Add nodes by constants beside a Conv as quantized nodes of their own instead of folding them into it (folding is exact; docs/real-models.md)" };
     public Option<bool> BiasCorrection { get; } = new("--bias-correction") { Description = "Correct Conv/Gemm biases for the mean weight error (off by default; see docs/results.md)" };
     public Option<string> Rounding { get; } = new("--rounding") { Description = "Weight rounding: nearest (default), adaround (learned per layer on calibration data) or brecq (learned per block: residual blocks jointly); docs/rounding.md", DefaultValueFactory = _ => "nearest" };
     public Option<string> RoundingTarget { get; } = new("--rounding-target") { Description = "What --rounding adaround fits each layer to: fp32 (the FP32 layer's output, default) or quantized (the layer on its quantized inputs)", DefaultValueFactory = _ => "fp32" };
@@ -67,11 +68,11 @@ public sealed class QuantizationOptionSet(OptionScope scope = OptionScope.Quanti
         command.Arguments.Add(Model);
         Option[] data = [Calib, CalibText, Vocab, SeqLen, Cased, Limit, Batch, Strict, MemoryBudget];
         Option[] common = [Threads, Quiet];
-        Option[] choices = [Loss, WeightLoss, Percentile, Bits, WeightBits, ActivationBits, ActivationType, SymmetricActivations, PerTensorWeights, WeightStorage, EmbeddingBits, Int4Rounding, Equalize, BiasCorrection, Rounding, RoundingTarget, RoundingIterations, RoundingSamples, Multipoint, MultipointForm, Target, SaturationGuard, Exclude, SmoothQuant, Refine, RefineSamples];
+        Option[] choices = [Loss, WeightLoss, Percentile, Bits, WeightBits, ActivationBits, ActivationType, SymmetricActivations, PerTensorWeights, WeightStorage, EmbeddingBits, Int4Rounding, Equalize, KeepAffine, BiasCorrection, Rounding, RoundingTarget, RoundingIterations, RoundingSamples, Multipoint, MultipointForm, Target, SaturationGuard, Exclude, SmoothQuant, Refine, RefineSamples];
         IEnumerable<Option> options = scope switch
         {
             OptionScope.Quantize => [.. data, .. common, .. choices],
-            OptionScope.Calibrate => [.. data, .. common, SymmetricActivations, Exclude, Equalize],
+            OptionScope.Calibrate => [.. data, .. common, SymmetricActivations, Exclude, Equalize, KeepAffine],
             OptionScope.Sweep => [.. data, .. common, .. choices.Except([Loss, Bits, WeightBits, ActivationBits])],
             _ => common,
         };
@@ -120,6 +121,7 @@ public sealed class QuantizationOptionSet(OptionScope scope = OptionScope.Quanti
             Int4WeightStorage = storage == "int4",
             BiasCorrection = Get(parse, BiasCorrection, false),
             Equalize = Get(parse, Equalize, false),
+            FoldAffine = !Get(parse, KeepAffine, false),
             EmbeddingBits = embeddingBits,
             Int4Rounding = Get(parse, Int4Rounding, null),
             Rounding = Get(parse, Rounding, "nearest"),

@@ -130,9 +130,11 @@ public static class CalibrationStep
         var merged = ActivationStatistics.MergeShards(paths);
         if (merged.ModelSha256 != expectedSha256)
         {
-            const string marker = PreparedModel.EqualizedDigestSuffix;
-            if (merged.ModelSha256.Replace(marker, "") == expectedSha256.Replace(marker, ""))
-                throw new PtqException($"{paths[0]}: statistics were collected {(merged.ModelSha256.EndsWith(marker, StringComparison.Ordinal) ? "with" : "without")} --equalize; give the same --equalize to calibrate and quantize");
+            var markers = new[] { (PreparedModel.EqualizedDigestSuffix, "--equalize"), (PreparedModel.AffineKeptDigestSuffix, "--keep-affine") };
+            string Bare(string digest) => markers.Aggregate(digest, (d, m) => d.Replace(m.Item1, ""));
+            foreach (var (marker, option) in markers)
+                if (Bare(merged.ModelSha256) == Bare(expectedSha256) && merged.ModelSha256.Contains(marker, StringComparison.Ordinal) != expectedSha256.Contains(marker, StringComparison.Ordinal))
+                    throw new PtqException($"{paths[0]}: statistics were collected {(merged.ModelSha256.Contains(marker, StringComparison.Ordinal) ? "with" : "without")} {option}; give the same {option} to calibrate and quantize");
             throw new PtqException($"{paths[0]}: statistics are of a different model file (sha256 of the model and its external data differs)");
         }
         return merged;

@@ -20,8 +20,12 @@ public sealed record PreparedModel
     public required NormalizationSummary Normalization { get; init; }
     public required OnnxGraph Folded { get; init; }
     public required int FoldedBatchNorms { get; init; }
+    /// <summary>Multiplications and additions by constants folded into the Conv beside them (<see cref="AffineFolding"/>).</summary>
+    public required AffineFoldingSummary FoldedAffine { get; init; }
     /// <summary>Appended to <see cref="Sha256"/> with --equalize: equalized statistics are of other tensors than the plain model's.</summary>
     public const string EqualizedDigestSuffix = "+equalized";
+    /// <summary>Appended with --keep-affine: the unfolded graph has tensors the folded one does not.</summary>
+    public const string AffineKeptDigestSuffix = "+affine-kept";
     /// <summary>Conv pairs whose weight ranges --equalize balanced (0 without it).</summary>
     public int EqualizedPairs { get; init; }
     public required QuantizationPlan Plan { get; init; }
@@ -75,6 +79,7 @@ public sealed record PreparedModel
 
         var folded = new OnnxGraph(normalized.Model.Clone(), original.BaseDirectory);
         int bn = BatchNormFolding.Fold(folded);
+        var affine = options.FoldAffine ? AffineFolding.Fold(folded) : new AffineFoldingSummary(0, 0, 0);
         var equalized = options.Equalize ? CrossLayerEqualization.Apply(folded) : [];
         var plan = PlanBuilder.Build(folded, options);
         MemoryUse.Trace("folding and planning");
@@ -89,10 +94,10 @@ public sealed record PreparedModel
             throw new PtqException($"{request.ModelPath}: nothing to quantize (no supported ops: {string.Join(", ", OpHandlers.SupportedOps)})");
         return new PreparedModel
         {
-            Path = request.ModelPath, Original = original, Normalized = normalized, Upgrade = upgrade, Normalization = normalization, Folded = folded, FoldedBatchNorms = bn, Plan = plan, Options = options,
+            Path = request.ModelPath, Original = original, Normalized = normalized, Upgrade = upgrade, Normalization = normalization, Folded = folded, FoldedBatchNorms = bn, FoldedAffine = affine, Plan = plan, Options = options,
             Preprocessing = preprocessing, Audio = request.Preprocessing.Audio, Inputs = inputs, Text = text, SampleShape = sampleShape,
             // A stats file says whether it was made from the equalized model.
-            Sha256 = ModelChecks.Digest(request.ModelPath, external) + (options.Equalize ? EqualizedDigestSuffix : ""),
+            Sha256 = ModelChecks.Digest(request.ModelPath, external) + (options.Equalize ? EqualizedDigestSuffix : "") + (options.FoldAffine ? "" : AffineKeptDigestSuffix),
             EqualizedPairs = equalized.Count,
             ExternalDataFiles = external,
             OutputName = outputName,

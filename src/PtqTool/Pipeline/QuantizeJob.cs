@@ -164,6 +164,7 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
             CalibrationSkipped = stats.Skipped,
             ObservedTensors = stats.Tensors.Count,
             FoldedBatchNorms = model.FoldedBatchNorms,
+            FoldedAffineOps = model.FoldedAffine.Total,
             EqualizedPairs = model.EqualizedPairs,
             Upgrade = model.Upgrade,
             Normalization = model.Normalization,

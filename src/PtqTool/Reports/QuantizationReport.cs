@@ -23,6 +23,8 @@ public sealed record QuantizationReport
     public required long CalibrationSkipped { get; init; }
     public required int ObservedTensors { get; init; }
     public required int FoldedBatchNorms { get; init; }
+    /// <summary>Mul/Add nodes by constants folded into Convs (0 when there were none).</summary>
+    public int FoldedAffineOps { get; init; }
     /// <summary>Conv pairs balanced by --equalize.</summary>
     public int EqualizedPairs { get; init; }
     public Onnx.OpsetUpgradeSummary? Upgrade { get; init; }

@@ -79,6 +79,7 @@ public static class ReportWriters
             w.WriteEndObject();
             w.WriteStartObject("rewrite");
             w.WriteNumber("folded_batchnorms", r.FoldedBatchNorms);
+            w.WriteNumber("folded_affine_ops", r.FoldedAffineOps);
             w.WriteNumber("equalized_pairs", r.EqualizedPairs);
             w.WriteNumber("folded_activations", r.Rewrite.FoldedActivations);
             w.WriteNumber("qdq_pairs", r.Rewrite.QdqPairs);

@@ -50,6 +50,8 @@ public sealed record QuantizationOptions
     public int ResolvedEmbeddingBits => EmbeddingBits ?? (Int4WeightStorage ? 4 : 8);
     /// <summary>Cross-layer equalization of the folded graph before planning and calibration (<see cref="Onnx.CrossLayerEqualization"/>).</summary>
     public bool Equalize { get; init; }
+    /// <summary>Fold Mul/Add by constants into the Conv beside them (<see cref="Onnx.AffineFolding"/>); off with --keep-affine.</summary>
+    public bool FoldAffine { get; init; } = true;
     /// <summary>How weights are rounded to their codes: nearest, adaround (learned per layer on calibration data) or brecq (learned per block); docs/rounding.md.</summary>
     public string Rounding { get; init; } = "nearest";
     /// <summary>
