@@ -43,7 +43,7 @@ public sealed class CalibratedRuns : IDisposable
     /// <param name="refine">false: each tensor's own scales (--refine off), whatever the request asked (a cheaper ranking run).</param>
     /// <param name="gateOnly">A search step: the report's outputs only (<see cref="QuantizeRequest.GateOnly"/>).</param>
     public QuantizationReport Quantize(QuantizationOptions options, bool refine = true, bool gateOnly = false) =>
-        new QuantizeJob(_fromStats with { Options = options, Refine = refine ? _fromStats.Refine : "off", GateOnly = gateOnly }, ProgressReporter.Silent, statsSamples: Calibration.Synthetic).Run();
+        new QuantizeJob(_fromStats with { Options = refine ? options : options with { OutputBiasCorrection = false }, Refine = refine ? _fromStats.Refine : "off", GateOnly = gateOnly }, ProgressReporter.Silent, statsSamples: Calibration.Synthetic).Run();
 
     /// <summary>Whether the kept statistics hold every tensor <paramref name="plan"/> observes.</summary>
     public bool Covers(Rewrite.QuantizationPlan plan) => plan.StatsTensors.All(Calibration.Stats.Tensors.ContainsKey);

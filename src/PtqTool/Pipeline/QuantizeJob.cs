@@ -59,6 +59,9 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
             MemoryUse.Trace("matmul grams");
         }
         var floatWeights = RoundingStep.Capture(model, options);
+        // --output-bias-correction on: where calibration (or synthetic) samples are given.
+        var fp32Folded = options.OutputBiasCorrection && (request.CalibDir is not null || synthetic is not null) && model.Folded.Graph.Node.Any(n => n.OpType == "Conv")
+            ? model.Folded.Model.Clone() : null;
         var summary = QdqRewriter.Apply(model.Folded, model.Plan, parameters, options, means);
         var quantized = model.Folded.Model;
         RoundingStep.Result? rounding = null;
@@ -97,6 +100,16 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
                 summary = summary with { WeightSqnrDb = sqnr };
                 progress.Message($"multipoint: second terms on {multipoint.Layers.Sum(l => l.TermRows)} output channel(s) of {multipoint.Layers.Count(l => l.TermRows > 0)} layer(s), {multipoint.ExtraFraction:P1} more multiply-adds (budget {multipoint.Budget:P1})");
             }
+        }
+        OutputBiasCorrectionSummary? outputBias = null;
+        if (fp32Folded is not null)
+        {
+            outputBias = OutputBiasCorrectionStep.Apply(fp32Folded, quantized, model, request, synthetic, progress);
+            fp32Folded = null;
+            MemoryUse.Release();
+            MemoryUse.Trace("output bias correction");
+            if (outputBias is { } ob)
+                progress.Message($"output bias correction: {ob.Layers} Conv bias(es) on {ob.Samples} samples, output {ob.Loss} {ob.Before:G4} -> {ob.After:G4}{(ob.Kept ? "" : " (not lower: corrections dropped)")} in {ob.Seconds:0.0} s");
         }
         if (options.Int4WeightStorage)
         {
@@ -173,6 +186,7 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
             FloatUnits = model.Plan.FloatUnits,
             Smoothing = smoothing,
             Refinement = refinement,
+            OutputBiasCorrection = outputBias,
             MaskNodes = model.Plan.MaskNodes,
             FloatJoins = model.Plan.FloatJoins,
             EvaluationSource = evaluationSet.Source,

@@ -39,6 +39,7 @@ public sealed record QuantizationReport
     public Pipeline.SmoothingSummary? Smoothing { get; init; }
     /// <summary>What --refine output did, or null when the scales were not refined.</summary>
     public Pipeline.RefinementSummary? Refinement { get; init; }
+    public Pipeline.OutputBiasCorrectionSummary? OutputBiasCorrection { get; init; }
     public int FloatJoins { get; init; }
     public required string EvaluationSource { get; init; }
     /// <summary>Evaluation images that could not be read and were skipped.</summary>

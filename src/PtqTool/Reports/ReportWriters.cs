@@ -71,6 +71,7 @@ public static class ReportWriters
             WriteMultipoint(w, r.Multipoint);
             WriteFallback(w, r.Fallback);
             WriteRefinement(w, r.Refinement);
+            WriteOutputBiasCorrection(w, r.OutputBiasCorrection);
             w.WriteStartObject("calibration");
             w.WriteString("source", r.CalibrationSource);
             w.WriteNumber("samples", r.CalibrationSamples);
@@ -252,6 +253,21 @@ public static class ReportWriters
         w.WriteBoolean("budget_reached", r.BudgetReached);
         Number(w, "loss_before", r.Before);
         Number(w, "loss_after", r.After);
+        Number(w, "seconds", r.Seconds);
+        w.WriteEndObject();
+    }
+
+    private static void WriteOutputBiasCorrection(System.Text.Json.Utf8JsonWriter w, Pipeline.OutputBiasCorrectionSummary? r)
+    {
+        if (r is null) { w.WriteNull("output_bias_correction"); return; }
+        w.WriteStartObject("output_bias_correction");
+        w.WriteNumber("layers", r.Layers);
+        w.WriteNumber("samples", r.Samples);
+        w.WriteNumber("passes", r.Passes);
+        w.WriteString("loss", r.Loss);
+        Number(w, "loss_before", r.Before);
+        Number(w, "loss_after", r.After);
+        w.WriteBoolean("kept", r.Kept);
         Number(w, "seconds", r.Seconds);
         w.WriteEndObject();
     }
