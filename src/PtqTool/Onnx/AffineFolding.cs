@@ -67,6 +67,8 @@ public static class AffineFolding
     /// </summary>
     private static float[]? PerChannel(float[] c, int[] shape, int channels, int rank)
     {
+        // A constant of higher rank would broadcast the output to that rank.
+        if (shape.Length > rank) return null;
         if (c.Length == 1) return Enumerable.Repeat(c[0], channels).ToArray();
         if (c.Length != channels || shape.Length > rank) return null;
         // Broadcast right-aligned against the [N, C, spatial…] output (rank = the weight's rank): C must sit at output axis 1.
@@ -102,11 +104,12 @@ public static class AffineFolding
     /// <summary>Mul/Add by a scalar → a Conv without padding.</summary>
     private static bool IntoConsumerConv(OnnxGraph graph, NodeProto node)
     {
-        var (x, c, _) = Split(graph, node);
+        var (x, c, shape) = Split(graph, node);
         if (x is null || c is not { Length: 1 } || !Single(graph, node.Output[0])) return false;
         var conv = graph.Consumers(node.Output[0])[0];
         if (conv.Input[0] != node.Output[0] || !OwnWeights(graph, conv) || Padded(conv)) return false;
         var w = graph.Initializer(conv.Input[1])!;
+        if (shape.Length > w.Dims.Count) return false;
         int channels = (int)w.Dims[0];
         var weights = TensorData.ToFloats(w, graph.BaseDirectory);
         var bias = Bias(graph, conv, channels);
@@ -131,14 +134,15 @@ public static class AffineFolding
     private static bool IntoNextMul(OnnxGraph graph, NodeProto node)
     {
         if (node.OpType != "Mul") return false;
-        var (x, a, _) = Split(graph, node);
+        var (x, a, aShape) = Split(graph, node);
         if (x is null || a is not { Length: 1 } || !Single(graph, node.Output[0])) return false;
         var next = graph.Consumers(node.Output[0])[0];
         if (next.OpType != "Mul") return false;
         var (y, b, shape) = Split(graph, next);
         if (y != node.Output[0] || b is not { Length: 1 }) return false;
         string name = graph.UniqueName(node.Output[0] + "_merged_scale");
-        graph.AddInitializer(TensorData.FromFloats(name, shape, [a[0] * b[0]]));
+        // The one of higher rank, so that the product broadcasts x as the pair did.
+        graph.AddInitializer(TensorData.FromFloats(name, aShape.Length > shape.Length ? aShape : shape, [a[0] * b[0]]));
         var old = node.Clone();
         node.Input.Clear();
         node.Input.Add(x);

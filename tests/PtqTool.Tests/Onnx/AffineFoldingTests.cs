@@ -59,7 +59,7 @@ public class AffineFoldingTests
     }
 
     [Fact]
-    public void A_conv_whose_weight_is_shared_or_whose_constant_is_not_per_channel_is_left_alone()
+    public void A_conv_whose_weight_is_shared_or_whose_constant_is_not_per_channel_or_of_higher_rank_is_left_alone()
     {
         var m = new TinyModels([1, 2, 4, 4], seed: 2);
         string a = m.Conv("x", 2, 4, 3, pads: [1, 1, 1, 1]);
@@ -68,6 +68,11 @@ public class AffineFoldingTests
         var model = m.Finish(wrongAxis);
         var graph = new OnnxGraph(model.Clone());
         Assert.Equal(0, AffineFolding.Fold(graph).Total);
+
+        // A one-element constant of rank 5 makes the Conv's rank-4 output rank 5: folding it would change the shape.
+        var r = new TinyModels([1, 2, 4, 4], seed: 4);
+        var higher = new OnnxGraph(r.Finish(r.Op("Mul", [r.Conv("x", 2, 4, 3, pads: [1, 1, 1, 1]), r.ConstValues([1, 1, 1, 1, 1], [2f])])).Clone());
+        Assert.Equal(0, AffineFolding.Fold(higher).Total);
 
         var s = new TinyModels([1, 2, 6, 6], seed: 3);
         string c1 = s.Conv("x", 2, 2, 1);
