@@ -168,6 +168,7 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
             InputModel = request.ModelPath,
             OutputModel = output,
             Options = options,
+            Audio = AudioUsed(request) ? request.Preprocessing.Audio : null,
             MixedPrecision = mixed,
             Rounding = rounding,
             Multipoint = multipoint,
@@ -228,4 +229,7 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
         check.Verify();
     }
 
+    /// <summary>Whether the calibration or evaluation folder holds .wav samples (so the report records how they were read).</summary>
+    private static bool AudioUsed(QuantizeRequest request) =>
+        new[] { request.CalibDir, request.EvalDir }.Any(d => d is not null && Directory.Exists(d) && SampleFolder.Walk(d).Any(SampleFolder.IsAudio));
 }

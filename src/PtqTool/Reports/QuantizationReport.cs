@@ -11,6 +11,8 @@ public sealed record QuantizationReport
     public required string InputModel { get; init; }
     public required string OutputModel { get; init; }
     public required QuantizationOptions Options { get; init; }
+    /// <summary>How .wav samples were read (--sample-rate, --audio-scale, --audio-window); null when no sample was audio.</summary>
+    public Data.AudioFormat? Audio { get; init; }
     /// <summary>The per-layer weight bits of --avg-bits (null without it).</summary>
     public Pipeline.MixedPrecisionStep.Result? MixedPrecision { get; init; }
     /// <summary>What --rounding adaround did; null with nearest rounding.</summary>

@@ -57,6 +57,17 @@ public static class ReportWriters
             w.WriteBoolean("per_channel_weights", r.Options.PerChannelWeights);
             w.WriteBoolean("bias_correction", r.Options.BiasCorrection);
             w.WriteBoolean("equalize", r.Options.Equalize);
+            w.WriteBoolean("fold_affine", r.Options.FoldAffine);
+            w.WriteBoolean("output_bias_correction", r.Options.OutputBiasCorrection);
+            if (r.Audio is not { } audio) w.WriteNull("audio");
+            else
+            {
+                w.WriteStartObject("audio");
+                if (audio.SampleRate is int rate) w.WriteNumber("sample_rate", rate); else w.WriteNull("sample_rate");
+                w.WriteNumber("scale", audio.Scale);
+                if (audio.Window is int window) w.WriteNumber("window", window); else w.WriteNull("window");
+                w.WriteEndObject();
+            }
             w.WriteNumber("embedding_bits", r.Options.ResolvedEmbeddingBits);
             w.WriteString("rounding", r.Options.Rounding);
             w.WriteNumber("multipoint", r.Options.Multipoint);

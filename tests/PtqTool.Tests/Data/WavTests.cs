@@ -135,8 +135,13 @@ public class WavTests
         string calib = Path.Combine(dir, "calib");
         Directory.CreateDirectory(calib);
         for (int i = 0; i < 24; i++) File.WriteAllBytes(Path.Combine(calib, $"clip{i:D2}.wav"), WavFiles.Mono16(WavFiles.Clip(i % 2 == 0 ? 800 : 1200, i)));
-        var (quantized, report, _) = CliRunner.Quantize(dir, "q", model, "--calib", calib, "--batch", "8");
+        var (quantized, report, _) = CliRunner.Quantize(dir, "q", model, "--calib", calib, "--batch", "8", "--sample-rate", "16000");
         Assert.Equal(24, report["calibration"]!["samples"]!.GetValue<int>());
+        // The report says how the clips were read.
+        var audio = report["options"]!["audio"]!;
+        Assert.Equal(16000, audio["sample_rate"]!.GetValue<int>());
+        Assert.Equal(1.0, audio["scale"]!.GetValue<double>());
+        Assert.Null(audio["window"]);
         var graph = new OnnxGraph(quantized);
         var quantizers = ActivationQdqCheck.Quantizers(graph);
         Assert.Contains(quantizers, q => q.Input[0] == "audio");
