@@ -38,19 +38,20 @@ public sealed class AudioInput
     private readonly InputSpec _input;
     private readonly AudioFormat _format;
     private readonly int? _window;
-    private int? _rate;
+    private readonly System.Runtime.CompilerServices.StrongBox<int?> _rate;
 
     /// <summary>Samples dropped from the ends of files, past their last whole window.</summary>
     public long DroppedSamples { get; private set; }
     /// <summary>Files that had samples dropped.</summary>
     public int FilesWithDrops { get; private set; }
 
-    private AudioInput(InputSpec input, AudioFormat format, int? window)
+    private AudioInput(InputSpec input, AudioFormat format, int? window, System.Runtime.CompilerServices.StrongBox<int?>? rate)
     {
         _input = input;
         _format = format;
         _window = window;
-        _rate = format.SampleRate;
+        _rate = rate ?? new();
+        _rate.Value ??= format.SampleRate;
     }
 
     /// <summary>Whether an input is shaped for raw audio: float, [batch, samples] or [batch, 1, samples].</summary>
@@ -58,7 +59,9 @@ public sealed class AudioInput
         input.IsFloat && (input.DeclaredShape.Length == 2 || (input.DeclaredShape.Length == 3 && input.DeclaredShape[1] == 1));
 
     /// <summary>The audio input of a model with these inputs, or an error naming the file that needs one.</summary>
-    public static AudioInput For(IReadOnlyList<InputSpec> inputs, AudioFormat format, string file)
+    /// <param name="rate">Shared by the readers of one run (calibration and evaluation), so that the first file's rate
+    /// holds for every folder; null: this reader's own.</param>
+    public static AudioInput For(IReadOnlyList<InputSpec> inputs, AudioFormat format, string file, System.Runtime.CompilerServices.StrongBox<int?>? rate = null)
     {
         if (inputs.Count != 1 || !Takes(inputs[0]))
             throw new PtqException($"{file}: a .wav sample, but the model's input{(inputs.Count == 1 ? "" : "s")} {string.Join(", ", inputs.Select(i => $"'{i.Name}' {i.TypeName} {i.ShapeText}"))} do{(inputs.Count == 1 ? "es" : "")} not take raw audio (one float input [batch, samples] or [batch, 1, samples])");
@@ -67,17 +70,17 @@ public sealed class AudioInput
         int length = input.DeclaredShape[^1];
         if (length > 0 && format.Window is int w && w != length)
             throw new PtqException($"--audio-window: {w} samples, but the model's input '{input.Name}' {input.ShapeText} takes {length}");
-        return new AudioInput(input, format, length > 0 ? length : format.Window);
+        return new AudioInput(input, format, length > 0 ? length : format.Window, rate);
     }
 
     /// <summary>One file's samples as a feed: [windows, (1,) window] or [1, (1,) length].</summary>
     public ModelFeed Feed(WavAudio audio, string path)
     {
-        _rate ??= audio.SampleRate;
-        if (audio.SampleRate != _rate)
+        _rate.Value ??= audio.SampleRate;
+        if (audio.SampleRate != _rate.Value)
             throw new PtqException(_format.SampleRate is null
-                ? $"{path}: sampled at {audio.SampleRate} Hz, the first file at {_rate} Hz; resample the files to one rate (and name it with --sample-rate)"
-                : $"{path}: sampled at {audio.SampleRate} Hz; --sample-rate says {_rate} Hz (resample it first)");
+                ? $"{path}: sampled at {audio.SampleRate} Hz, the first file at {_rate.Value} Hz; resample the files to one rate (and name it with --sample-rate)"
+                : $"{path}: sampled at {audio.SampleRate} Hz; --sample-rate says {_rate.Value} Hz (resample it first)");
         var samples = audio.Samples;
         int window = _window ?? samples.Length;
         int count = samples.Length / window;

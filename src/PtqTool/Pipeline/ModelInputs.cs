@@ -43,8 +43,10 @@ public static class ModelInputs
     }
 
     /// <summary>The batch reader for these inputs: named samples, .wav audio, or images/tensors for a single float input.</summary>
-    public static BatchReader Reader(IReadOnlyList<InputSpec> inputs, IReadOnlyList<SampleFile> files, Preprocessing p, int[] sampleShape, int batch, AudioFormat? audio = null) =>
-        files.FirstOrDefault(f => SampleFolder.IsAudio(f.Path)) is { } wav ? new BatchReader(files, AudioInput.For(inputs, audio ?? new AudioFormat(), wav.Path), batch)
+    /// <param name="audioRate">The sample rate shared by every reader of one run (see <see cref="AudioInput.For"/>).</param>
+    public static BatchReader Reader(IReadOnlyList<InputSpec> inputs, IReadOnlyList<SampleFile> files, Preprocessing p, int[] sampleShape, int batch, AudioFormat? audio = null,
+        System.Runtime.CompilerServices.StrongBox<int?>? audioRate = null) =>
+        files.FirstOrDefault(f => SampleFolder.IsAudio(f.Path)) is { } wav ? new BatchReader(files, AudioInput.For(inputs, audio ?? new AudioFormat(), wav.Path, audioRate), batch)
         : Named(inputs) ? new BatchReader(files, inputs, batch)
         : new BatchReader(files, p, sampleShape, batch);
 }

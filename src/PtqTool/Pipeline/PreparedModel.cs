@@ -35,6 +35,8 @@ public sealed record PreparedModel
     public required IReadOnlyList<InputSpec> Inputs { get; init; }
     /// <summary>How .wav samples become input (sample rate, scale, window).</summary>
     public AudioFormat Audio { get; init; } = new();
+    /// <summary>The rate of the first .wav file read in this run, which every later file (calibration or evaluation) must share.</summary>
+    public System.Runtime.CompilerServices.StrongBox<int?> AudioRate { get; } = new();
     /// <summary>The tokenizer of text samples (--calib-text, --eval-text), or null.</summary>
     public TextEncoder? Text { get; init; }
     /// <summary>Whether samples are named multi-input files (.npz, .pb folders) rather than images or bare tensors.</summary>
@@ -108,7 +110,7 @@ public sealed record PreparedModel
     /// <summary>The reader of sample files for this model's inputs.</summary>
     public BatchReader Reader(IReadOnlyList<SampleFile> files, int batch, bool strict)
     {
-        var reader = ModelInputs.Reader(Inputs, files, Preprocessing, SampleShape, batch, Audio);
+        var reader = ModelInputs.Reader(Inputs, files, Preprocessing, SampleShape, batch, Audio, AudioRate);
         reader.Strict = strict;
         reader.Text = Text;
         return reader;

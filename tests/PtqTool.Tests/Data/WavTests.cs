@@ -115,6 +115,26 @@ public class WavTests
     }
 
     [Fact]
+    public void An_evaluation_folder_at_another_rate_than_the_calibration_clips_is_refused()
+    {
+        string dir = Repo.TempDir();
+        string model = Path.Combine(dir, "audio.onnx");
+        OnnxModelFile.Save(WavFiles.AudioModel(), model);
+        string calib = Path.Combine(dir, "calib"), eval = Path.Combine(dir, "eval");
+        Directory.CreateDirectory(calib);
+        Directory.CreateDirectory(eval);
+        for (int i = 0; i < 4; i++) File.WriteAllBytes(Path.Combine(calib, $"c{i}.wav"), WavFiles.Mono16(WavFiles.Clip(800, i), 16000));
+        for (int i = 0; i < 4; i++) File.WriteAllBytes(Path.Combine(eval, $"e{i}.wav"), WavFiles.Mono16(WavFiles.Clip(800, 10 + i), 22050));
+        string output = Path.Combine(dir, "q.onnx");
+        var (code, _, err) = CliRunner.Run("quantize", model, "--calib", calib, "--eval", eval, "--out", output, "--quiet");
+        Assert.Equal(2, code);
+        // Whichever folder is read first sets the rate (the evaluation set is checked before calibration): the other is refused.
+        var error = Assert.Single(err.Trim().Split('\n'), l => l.StartsWith("ptq:", StringComparison.Ordinal));
+        Assert.True(error.Contains("e0.wav: sampled at 22050 Hz, the first file at 16000 Hz") || error.Contains("c0.wav: sampled at 16000 Hz, the first file at 22050 Hz"), error);
+        Assert.False(File.Exists(output));
+    }
+
+    [Fact]
     public void Wav_samples_are_refused_for_a_model_whose_input_is_not_raw_audio()
     {
         string dir = Repo.TempDir();
