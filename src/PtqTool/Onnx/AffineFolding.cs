@@ -85,7 +85,7 @@ public static class AffineFolding
         int channels = (int)w.Dims[0], rank = w.Dims.Count;
         if (PerChannel(c, shape, channels, rank) is not { } k) return false;
         var weights = TensorData.ToFloats(w, graph.BaseDirectory);
-        var bias = Bias(graph, conv, channels);
+        var bias = ConvParameters.Bias(graph, conv, channels);
         int per = weights.Length / channels;
         if (node.OpType == "Mul")
         {
@@ -94,7 +94,7 @@ public static class AffineFolding
         }
         else
             for (int o = 0; o < channels; o++) bias[o] += k[o];
-        Rewrite(graph, conv, weights, bias, node);
+        ConvParameters.Replace(graph, conv, weights, bias, "affine", node.Output[0]);
         conv.Output[0] = node.Output[0];
         graph.RemoveNode(node);
         RemoveConstants(graph, node);
@@ -112,7 +112,7 @@ public static class AffineFolding
         if (shape.Length > w.Dims.Count) return false;
         int channels = (int)w.Dims[0];
         var weights = TensorData.ToFloats(w, graph.BaseDirectory);
-        var bias = Bias(graph, conv, channels);
+        var bias = ConvParameters.Bias(graph, conv, channels);
         int per = weights.Length / channels;
         if (node.OpType == "Mul")
             for (int i = 0; i < weights.Length; i++) weights[i] *= c[0];
@@ -123,7 +123,7 @@ public static class AffineFolding
                 for (int j = 0; j < per; j++) sum += weights[o * per + j];
                 bias[o] = (float)(bias[o] + c[0] * sum);
             }
-        Rewrite(graph, conv, weights, bias, node);
+        ConvParameters.Replace(graph, conv, weights, bias, "affine", node.Output[0]);
         conv.Input[0] = x;
         graph.RemoveNode(node);
         RemoveConstants(graph, node);
@@ -159,25 +159,6 @@ public static class AffineFolding
         string autoPad = conv.Attribute.FirstOrDefault(a => a.Name == "auto_pad") is { } a ? a.S.ToStringUtf8() : "NOTSET";
         if (autoPad is not ("NOTSET" or "VALID" or "")) return true;
         return NodeAttributes.GetInts(conv, "pads", []).Any(p => p != 0);
-    }
-
-    private static float[] Bias(OnnxGraph graph, NodeProto conv, int channels) =>
-        conv.Input.Count > 2 && conv.Input[2].Length > 0 ? graph.InitializerFloats(conv.Input[2]) : new float[channels];
-
-    /// <summary>Gives the Conv new weight and bias initializers (the old ones go when nothing else reads them).</summary>
-    private static void Rewrite(OnnxGraph graph, NodeProto conv, float[] weights, float[] bias, NodeProto folded)
-    {
-        var w = graph.Initializer(conv.Input[1])!;
-        string wName = graph.UniqueName(conv.Input[1] + "_affine");
-        string bName = graph.UniqueName((conv.Name.Length > 0 ? conv.Name : folded.Output[0]) + "_bias_affine");
-        graph.AddInitializer(TensorData.FromFloats(wName, TensorData.Shape(w), weights));
-        graph.AddInitializer(TensorData.FromFloats(bName, [bias.Length], bias));
-        string oldWeight = conv.Input[1];
-        string? oldBias = conv.Input.Count > 2 && conv.Input[2].Length > 0 ? conv.Input[2] : null;
-        conv.Input[1] = wName;
-        if (conv.Input.Count > 2) conv.Input[2] = bName; else conv.Input.Add(bName);
-        BatchNormFolding.RemoveIfUnused(graph, oldWeight);
-        if (oldBias is not null) BatchNormFolding.RemoveIfUnused(graph, oldBias);
     }
 
     private static void RemoveConstants(OnnxGraph graph, NodeProto node)

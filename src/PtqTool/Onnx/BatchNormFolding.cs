@@ -49,7 +49,7 @@ public static class BatchNormFolding
             int inner = transposed ? per / (int)w.Dims[1] : per, inPerGroup = transposed ? (int)w.Dims[0] / group : 0;
             int ChannelOf(int i) => transposed ? (i / per) / inPerGroup * (int)w.Dims[1] + (i % per) / inner : i / per;
             if (g.Length != channels) continue;
-            var bias = conv.Input.Count > 2 && conv.Input[2].Length > 0 ? graph.InitializerFloats(conv.Input[2]) : new float[channels];
+            var bias = ConvParameters.Bias(graph, conv, channels);
             var newWeights = new float[weights.Length];
             var newBias = new float[channels];
             var scale = new float[channels];
@@ -61,18 +61,9 @@ public static class BatchNormFolding
                 newBias[c] = (float)((bias[c] - mu[c]) * k + bt[c]);
             }
             for (int i = 0; i < weights.Length; i++) newWeights[i] = (float)(weights[i] * ks[ChannelOf(i)]);
-            string wName = graph.UniqueName(conv.Input[1] + "_bnfolded");
-            string bName = graph.UniqueName((conv.Name.Length > 0 ? conv.Name : bn.Output[0]) + "_bias_bnfolded");
-            graph.AddInitializer(TensorData.FromFloats(wName, TensorData.Shape(w), newWeights));
-            graph.AddInitializer(TensorData.FromFloats(bName, [channels], newBias));
-            string oldWeight = conv.Input[1];
-            string? oldBias = conv.Input.Count > 2 ? conv.Input[2] : null;
-            conv.Input[1] = wName;
-            if (conv.Input.Count > 2) conv.Input[2] = bName; else conv.Input.Add(bName);
+            ConvParameters.Replace(graph, conv, newWeights, newBias, "bnfolded", bn.Output[0]);
             conv.Output[0] = bn.Output[0];
             graph.RemoveNode(bn);
-            RemoveIfUnused(graph, oldWeight);
-            if (oldBias is { Length: > 0 }) RemoveIfUnused(graph, oldBias);
             foreach (var input in bn.Input.Skip(1)) RemoveIfUnused(graph, input);
             folded.Add(new FoldedBatchNorm(bn, conv, scale));
         }

@@ -132,9 +132,10 @@ public static class CalibrationStep
         {
             var markers = new[] { (PreparedModel.EqualizedDigestSuffix, "--equalize"), (PreparedModel.AffineKeptDigestSuffix, "--keep-affine") };
             string Bare(string digest) => markers.Aggregate(digest, (d, m) => d.Replace(m.Item1, ""));
-            foreach (var (marker, option) in markers)
-                if (Bare(merged.ModelSha256) == Bare(expectedSha256) && merged.ModelSha256.Contains(marker, StringComparison.Ordinal) != expectedSha256.Contains(marker, StringComparison.Ordinal))
-                    throw new PtqException($"{paths[0]}: statistics were collected {(merged.ModelSha256.Contains(marker, StringComparison.Ordinal) ? "with" : "without")} {option}; give the same {option} to calibrate and quantize");
+            if (Bare(merged.ModelSha256) == Bare(expectedSha256))
+                foreach (var (marker, option) in markers)
+                    if (merged.ModelSha256.Contains(marker, StringComparison.Ordinal) != expectedSha256.Contains(marker, StringComparison.Ordinal))
+                        throw new PtqException($"{paths[0]}: statistics were collected {(merged.ModelSha256.Contains(marker, StringComparison.Ordinal) ? "with" : "without")} {option}; give the same {option} to calibrate and quantize");
             throw new PtqException($"{paths[0]}: statistics are of a different model file (sha256 of the model and its external data differs)");
         }
         return merged;

@@ -52,22 +52,17 @@ public static class MatMulGramStep
         int wanted = request.RoundingSamples ?? DefaultSamples, samples = 0;
         var names = outputs.Values.ToList();
         using (var runner = OrtRunner.FromModel(gramModel, new RunnerOptions { Threads = request.Threads, MemoryArena = false }, "MatMul input Gram model"))
-            foreach (var read in ScaleRefinementStep.Samples(model, request, synthetic, wanted))
+            // Runs of at most 8 samples (or the model's fixed batch): the Gram model holds every activation of a run.
+            foreach (var part in ScaleRefinementStep.Parts(model, request, synthetic, wanted, runner.FixedBatch, RunSamples))
             {
-                if (samples >= wanted) break;
-                var batch = read.Batch > wanted - samples ? read.Slice(0, wanted - samples) : read;
-                // Runs of at most 8 samples (or the model's fixed batch): the Gram model holds every activation of a run.
-                foreach (var part in ScaleRefinementStep.Chunks(batch, runner.FixedBatch, RunSamples))
+                var result = runner.Run(part, names);
+                foreach (var (x, gram) in outputs)
                 {
-                    var result = runner.Run(ScaleRefinementStep.WithNames(part, model), names);
-                    foreach (var (x, gram) in outputs)
-                    {
-                        var g = result[gram].Data;
-                        var sum = sums[x];
-                        for (int i = 0; i < g.Length; i++) sum[i] += g[i];
-                    }
-                    samples += part.Batch;
+                    var g = result[gram].Data;
+                    var sum = sums[x];
+                    for (int i = 0; i < g.Length; i++) sum[i] += g[i];
                 }
+                samples += part.Batch;
             }
         return samples == 0 ? null : new Result(sums, samples, clock.Elapsed.TotalSeconds);
     }

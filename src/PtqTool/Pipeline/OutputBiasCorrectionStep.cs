@@ -45,21 +45,16 @@ public static class OutputBiasCorrectionStep
         int wanted = request.RefineSamples ?? ScaleRefinementStep.DefaultSamples, samples = 0;
         long budget = (long)request.MemoryBudgetMiB << 20, held = 0;
         using (var session = OrtRunner.FromModel(WithMeans(fp32, targets, fp32: true), runner, "FP32 mean model"))
-            foreach (var read in ScaleRefinementStep.Samples(model, request, synthetic, wanted))
+            foreach (var part in ScaleRefinementStep.Parts(model, request, synthetic, wanted, session.FixedBatch))
             {
-                if (samples >= wanted || held > budget) break;
-                var batch = read.Batch > wanted - samples ? read.Slice(0, wanted - samples) : read;
-                foreach (var part in ScaleRefinementStep.Chunks(batch, session.FixedBatch))
-                {
-                    var named = ScaleRefinementStep.WithNames(part, model);
-                    var result = session.Run(named, [output, .. targets.Select(t => MeanName(t.Output))]);
-                    Accumulate(fpMeans, targets, result, part.Batch);
-                    batches.Add(named);
-                    references.Add(result[output]);
-                    samples += part.Batch;
-                    // The samples and their FP32 outputs are held for every round: bounded by --memory-budget.
-                    held += 4L * (result[output].Data.Length + part.Tensors.Sum(t => (long)t.Data.Length));
-                }
+                if (held > budget) break;
+                var result = session.Run(part, [output, .. targets.Select(t => MeanName(t.Output))]);
+                Accumulate(fpMeans, targets, result, part.Batch);
+                batches.Add(part);
+                references.Add(result[output]);
+                samples += part.Batch;
+                // The samples and their FP32 outputs are held for every pass: bounded by --memory-budget.
+                held += 4L * (result[output].Data.Length + part.Tensors.Sum(t => (long)t.Data.Length));
             }
         if (samples == 0) return null;
         foreach (var m in fpMeans.Values) for (int c = 0; c < m.Length; c++) m[c] /= samples;

@@ -98,7 +98,7 @@ public sealed record PreparedModel
         {
             Path = request.ModelPath, Original = original, Normalized = normalized, Upgrade = upgrade, Normalization = normalization, Folded = folded, FoldedBatchNorms = bn, FoldedAffine = affine, Plan = plan, Options = options,
             Preprocessing = preprocessing, Audio = request.Preprocessing.Audio, Inputs = inputs, Text = text, SampleShape = sampleShape,
-            // A stats file says whether it was made from the equalized model.
+            // A stats file says whether it was made from the equalized model, and from the unfolded one (--keep-affine).
             Sha256 = ModelChecks.Digest(request.ModelPath, external) + (options.Equalize ? EqualizedDigestSuffix : "") + (options.FoldAffine ? "" : AffineKeptDigestSuffix),
             EqualizedPairs = equalized.Count,
             ExternalDataFiles = external,

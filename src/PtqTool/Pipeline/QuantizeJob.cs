@@ -60,7 +60,7 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
         }
         var floatWeights = RoundingStep.Capture(model, options);
         // --output-bias-correction on: where calibration (or synthetic) samples are given.
-        var fp32Folded = options.OutputBiasCorrection && (request.CalibDir is not null || synthetic is not null) && model.Folded.Graph.Node.Any(n => n.OpType == "Conv")
+        var fp32Folded = options.OutputBiasCorrection && samplesGiven && model.Folded.Graph.Node.Any(n => n.OpType == "Conv")
             ? model.Folded.Model.Clone() : null;
         var summary = QdqRewriter.Apply(model.Folded, model.Plan, parameters, options, means);
         var quantized = model.Folded.Model;

@@ -51,29 +51,21 @@ public static class ScaleRefinementStep
 
         string output = model.OutputName;
         long budget = (long)request.MemoryBudgetMiB << 20, held = 0;
-        bool full = false;
         var batches = new List<ModelFeed>();
         var references = new List<FloatTensor>();
         var runner = new RunnerOptions { Threads = request.Threads };
         using (var fp32 = OrtRunner.FromModel(model.Folded.Model, runner, "folded model"))
-            foreach (var read in Samples(model, request, synthetic))
+            // A model with a fixed batch size runs its samples in batches of that size (the scale inputs have none).
+            foreach (var part in Parts(model, request, synthetic, request.RefineSamples ?? DefaultSamples, fp32.FixedBatch))
             {
-                // A tensor file may hold a batch of samples: --refine-samples counts samples, not files.
-                int have = batches.Sum(b => b.Batch), wanted = request.RefineSamples ?? DefaultSamples;
-                if (have >= wanted || full) break;
-                var batch = read.Batch > wanted - have ? read.Slice(0, wanted - have) : read;
-                // A model with a fixed batch size runs its samples in batches of that size (the scale inputs have none).
-                foreach (var part in Chunks(batch, fp32.FixedBatch))
-                {
-                    var reference = fp32.Run(part, [output])[output];
-                    // The samples, their FP32 outputs and one cached activation per sample are held for every pass: bounded
-                    // by --memory-budget, never by the data (the activation is counted at twice the input's size).
-                    long bytes = 4L * (reference.Data.Length + 3 * part.Tensors.Sum(t => (long)t.Data.Length));
-                    if (batches.Count > 0 && held + bytes > budget) { full = true; break; }
-                    held += bytes;
-                    batches.Add(WithNames(part, model));
-                    references.Add(reference);
-                }
+                var reference = fp32.Run(part, [output])[output];
+                // The samples, their FP32 outputs and one cached activation per sample are held for every pass: bounded
+                // by --memory-budget, never by the data (the activation is counted at twice the input's size).
+                long bytes = 4L * (reference.Data.Length + 3 * part.Tensors.Sum(t => (long)t.Data.Length));
+                if (batches.Count > 0 && held + bytes > budget) break;
+                held += bytes;
+                batches.Add(part);
+                references.Add(reference);
             }
         if (batches.Count == 0) return (parameters, null);
         int samples = batches.Sum(b => b.Batch);
@@ -173,6 +165,25 @@ public static class ScaleRefinementStep
         if (request.Limit is int limit) files = Subset.Spread(files, limit);  // the samples calibration saw
         files = Subset.Spread(files, count);
         return model.Reader(files, request.Batch, request.Strict).Read().Select(b => b.Input);
+    }
+
+    /// <summary>
+    /// Up to <paramref name="wanted"/> samples of <see cref="Samples"/> (a tensor file may hold a batch of samples: this
+    /// counts samples, not files), each batch in <see cref="Chunks"/> and with its inputs named (<see cref="WithNames"/>).
+    /// </summary>
+    internal static IEnumerable<ModelFeed> Parts(PreparedModel model, QuantizeRequest request, FloatTensor? synthetic, int wanted, int fixedBatch, int freeLimit = int.MaxValue)
+    {
+        int taken = 0;
+        foreach (var read in Samples(model, request, synthetic, wanted))
+        {
+            if (taken >= wanted) yield break;
+            var batch = read.Batch > wanted - taken ? read.Slice(0, wanted - taken) : read;
+            foreach (var part in Chunks(batch, fixedBatch, freeLimit))
+            {
+                taken += part.Batch;
+                yield return WithNames(part, model);
+            }
+        }
     }
 
     /// <summary>
