@@ -48,7 +48,7 @@ public sealed class QuantizationOptionSet(OptionScope scope = OptionScope.Quanti
     public Option<string?> Int4Rounding { get; } = new("--int4-rounding") { Description = "MatMulNBits weights (--weight-storage int4): nearest, or gptq (error spread through the MatMul input's Gram, from calibration samples); default gptq where calibration samples are given (docs/transformers.md)" };
     public Option<bool> Equalize { get; } = new("--equalize") { Description = "Cross-layer equalization of Conv -> (Relu) -> Conv weight ranges before calibration (the float model's function is unchanged; off by default; docs/accuracy.md)" };
     public Option<bool> KeepAffine { get; } = new("--keep-affine") { Description = "Keep Mul/Add nodes by constants beside a Conv as quantized nodes of their own instead of folding them into it (folding is exact; docs/real-models.md)" };
-    public Option<string> OutputBiasCorrection { get; } = new("--output-bias-correction") { Description = "Empirical bias correction on the quantized model: on moves each Conv's int32 bias by the per-channel mean of its output error against FP32 on calibration samples, Convs in order of depth, and keeps the result only if the output loss falls; off (default; docs/accuracy.md)", DefaultValueFactory = _ => "off" };
+    public Option<string> OutputBiasCorrection { get; } = new("--output-bias-correction") { Description = "Empirical bias correction on the quantized model: on moves each Conv's int32 bias by the per-channel mean of its output error against FP32 on calibration samples, Convs in order of depth, and keeps the result only if the output loss falls (on, the default, where calibration samples are given); off keeps the rewrite's biases (docs/accuracy.md)", DefaultValueFactory = _ => "on" };
     public Option<bool> BiasCorrection { get; } = new("--bias-correction") { Description = "Correct Conv/Gemm biases for the mean weight error (off by default; see docs/results.md)" };
     public Option<string> Rounding { get; } = new("--rounding") { Description = "Weight rounding: nearest (default), adaround (learned per layer on calibration data) or brecq (learned per block: residual blocks jointly); docs/rounding.md", DefaultValueFactory = _ => "nearest" };
     public Option<string> RoundingTarget { get; } = new("--rounding-target") { Description = "What --rounding adaround fits each layer to: fp32 (the FP32 layer's output, default) or quantized (the layer on its quantized inputs)", DefaultValueFactory = _ => "fp32" };
@@ -123,7 +123,7 @@ public sealed class QuantizationOptionSet(OptionScope scope = OptionScope.Quanti
             BiasCorrection = Get(parse, BiasCorrection, false),
             Equalize = Get(parse, Equalize, false),
             FoldAffine = !Get(parse, KeepAffine, false),
-            OutputBiasCorrection = Get(parse, OutputBiasCorrection, "off") switch { "on" => true, "off" => false, var v => throw new PtqException($"--output-bias-correction: '{v}' is not on or off") },
+            OutputBiasCorrection = Get(parse, OutputBiasCorrection, "on") switch { "on" => true, "off" => false, var v => throw new PtqException($"--output-bias-correction: '{v}' is not on or off") },
             EmbeddingBits = embeddingBits,
             Int4Rounding = Get(parse, Int4Rounding, null),
             Rounding = Get(parse, Rounding, "nearest"),

@@ -6,9 +6,20 @@ using PtqTool.Onnx.Proto;
 
 namespace PtqTool.Pipeline;
 
-/// <summary>What --bias-correction output did: Convs corrected, on how many samples, and the output loss before and after.</summary>
+/// <summary>What --output-bias-correction did: Convs corrected, on how many samples, and the output loss before and after.</summary>
 /// <param name="Passes">Depths of Convs corrected one after the other (one pass of the samples each).</param>
-public sealed record OutputBiasCorrectionSummary(int Layers, int Samples, int Passes, string Loss, double Before, double After, bool Kept, double Seconds);
+public sealed record OutputBiasCorrectionSummary(int Layers, int Samples, int Passes, string Loss, double Before, double After, bool Kept, double Seconds)
+{
+    /// <summary>Where refined scales were compared with each tensor's own (both bias-corrected), the output loss each
+    /// model ended at; the lower one is the result. Null when there was no comparison.</summary>
+    public double? RefinedLoss { get; init; }
+
+    /// <inheritdoc cref="RefinedLoss"/>
+    public double? UnrefinedLoss { get; init; }
+
+    /// <summary>The output loss of the model as it leaves this step.</summary>
+    public double Final => Kept ? After : Before;
+}
 
 /// <summary>
 /// Empirical bias correction on the quantized model (after Nagel et al. 2019, "Data-Free Quantization", section on
@@ -19,7 +30,8 @@ public sealed record OutputBiasCorrectionSummary(int Layers, int Samples, int Pa
 /// and clipping upstream leave, which matters where inputs are nearly constant over large areas (a text page's
 /// background). Convs are corrected in order of depth, each after every Conv upstream of it, since an upstream
 /// correction moves the means downstream (one pass of the samples per depth). Means are taken in the graph
-/// (ReduceMean over every axis but the channel), so only [C] vectors leave ONNX Runtime. The model's output loss
+/// (ReduceMean over every axis but the channel), so only [C] vectors leave ONNX Runtime, and a pass for one depth runs
+/// only the part of the graph those Convs depend on (half the model on average). The model's output loss
 /// against FP32 (KL for class scores, relative MSE otherwise) is measured before and after; corrections that do not
 /// lower it are dropped.
 /// </summary>
@@ -30,7 +42,9 @@ public static class OutputBiasCorrectionStep
     private sealed record Target(NodeProto Conv, string Output, string Reference, string Codes, float[] Scales, int Rank);
 
     /// <param name="fp32">The folded float model the rewrite started from (same tensor names).</param>
-    public static OutputBiasCorrectionSummary? Apply(ModelProto fp32, ModelProto quantized, PreparedModel model, QuantizeRequest request, Onnx.FloatTensor? synthetic, ProgressReporter progress)
+    /// <param name="label">What the progress line calls this run.</param>
+    public static OutputBiasCorrectionSummary? Apply(ModelProto fp32, ModelProto quantized, PreparedModel model, QuantizeRequest request, Onnx.FloatTensor? synthetic, ProgressReporter progress,
+        string label = "output bias correction")
     {
         var clock = Stopwatch.StartNew();
         var graph = new OnnxGraph(quantized);
@@ -64,11 +78,11 @@ public static class OutputBiasCorrectionStep
         // In order of depth: a Conv is corrected once every corrected Conv upstream of it has its final bias, so its
         // measured error is what is left after theirs (one pass per depth, Convs of one depth together).
         var levels = Levels(graph, targets);
-        progress.Start("output bias correction", levels.Count + 1);
+        progress.Start(label, levels.Count + 1);
         double before = double.NaN;
         for (int level = 0; level < levels.Count; level++)
         {
-            var (loss, means) = Measure(quantized, levels[level], batches, references, output, kind, runner, samples);
+            var (loss, means) = Measure(quantized, levels[level], batches, references, output, kind, runner, samples, withLoss: level == 0);
             if (level == 0) before = loss;
             progress.Report(level + 1);
             foreach (var t in levels[level])
@@ -81,7 +95,7 @@ public static class OutputBiasCorrectionStep
                 graph.ReplaceInitializer(Int32s(t.Codes, codes));
             }
         }
-        double after = Measure(quantized, [], batches, references, output, kind, runner, samples).Loss;
+        double after = Measure(quantized, [], batches, references, output, kind, runner, samples, withLoss: true).Loss;
         progress.Finish();
         bool kept = after < before;
         if (!kept)
@@ -134,25 +148,41 @@ public static class OutputBiasCorrectionStep
 
     private static string MeanName(string tensor) => "ptq_channel_mean_" + tensor;
 
-    /// <summary>A copy with ReduceMean(t, every axis but 1) exposed for each target (axes as an input from opset 18).</summary>
+    /// <summary>
+    /// A copy with ReduceMean(t, every axis but 1) exposed for each target (axes as an input from opset 18). Every other
+    /// consumer of t reads t + 0·mean instead (exact for finite means), so ONNX Runtime must take the mean before the
+    /// graph moves on: a mean that hung off the graph as a leaf would be scheduled after the whole chain it branches
+    /// from, holding every target's full output alive until the end (peak memory growing with depth).
+    /// </summary>
     private static ModelProto WithMeans(ModelProto model, List<Target> targets, bool fp32 = false)
     {
         var copy = new OnnxGraph(model.Clone());
         bool axesInput = copy.OpsetVersion() >= 18;
+        string zero = copy.UniqueName("ptq_zero");
+        copy.AddInitializer(TensorData.Scalar(zero, 0f));
         foreach (var t in targets)
         {
+            string source = fp32 ? t.Reference : t.Output, mean = MeanName(t.Output);
             long[] axes = [0, .. Enumerable.Range(2, t.Rank - 2).Select(a => (long)a)];
-            var node = NodeAttributes.Node("ReduceMean", copy.UniqueName("ptq_channel_mean"), [fp32 ? t.Reference : t.Output], [MeanName(t.Output)], NodeAttributes.Int("keepdims", 0));
+            var reduce = NodeAttributes.Node("ReduceMean", copy.UniqueName("ptq_channel_mean"), [source], [mean], NodeAttributes.Int("keepdims", 1));
             if (axesInput)
             {
                 string name = copy.UniqueName("ptq_channel_mean_axes");
                 copy.AddInitializer(TensorData.FromInt64(name, [axes.Length], axes));
-                node.Input.Add(name);
+                reduce.Input.Add(name);
             }
-            else node.Attribute.Add(NodeAttributes.Ints("axes", axes));
-            copy.AddNode(node);
-            copy.AddOutput(MeanName(t.Output));
+            else reduce.Attribute.Add(NodeAttributes.Ints("axes", axes));
+            var consumers = copy.Consumers(source).ToList();
+            copy.AddNode(reduce);
+            copy.AddOutput(mean);
+            if (copy.IsGraphOutput(source) || consumers.Count == 0) continue;
+            string zeros = copy.UniqueName("ptq_mean_zeros"), after = copy.UniqueName("ptq_after_mean");
+            copy.AddNode(NodeAttributes.Node("Mul", copy.UniqueName("ptq_mean_zeros"), [mean, zero], [zeros]));
+            copy.AddNode(NodeAttributes.Node("Add", copy.UniqueName("ptq_after_mean"), [source, zeros], [after]));
+            foreach (var n in consumers)
+                for (int i = 0; i < n.Input.Count; i++) if (n.Input[i] == source) n.Input[i] = after;
         }
+        copy.SortNodes();
         return copy.Model;
     }
 
@@ -166,21 +196,56 @@ public static class OutputBiasCorrectionStep
         }
     }
 
-    /// <summary>The quantized model's output loss and per-channel Conv output means, run with graph optimizations off (exact QDQ).</summary>
+    /// <summary>
+    /// The quantized model's per-channel Conv output means on the samples, and its output loss where
+    /// <paramref name="withLoss"/>, run with graph optimizations off (exact QDQ). Without the loss only the nodes the
+    /// means depend on are run: a pass for Convs near the input costs a fraction of the model.
+    /// </summary>
     private static (double Loss, Dictionary<string, double[]> Means) Measure(ModelProto quantized, List<Target> targets, List<ModelFeed> batches,
-        List<Onnx.FloatTensor> references, string output, OutputLossKind kind, RunnerOptions runner, int samples)
+        List<Onnx.FloatTensor> references, string output, OutputLossKind kind, RunnerOptions runner, int samples, bool withLoss)
     {
         var means = targets.ToDictionary(t => t.Output, t => new double[t.Scales.Length], StringComparer.Ordinal);
         var loss = new OutputLoss(kind);
-        using var session = OrtRunner.FromModel(WithMeans(quantized, targets), runner with { Optimization = GraphOptimizationLevel.ORT_DISABLE_ALL }, "quantized mean model");
+        var model = WithMeans(quantized, targets);
+        if (!withLoss) model = Ancestors(model, [.. targets.Select(t => MeanName(t.Output))]);
+        using var session = OrtRunner.FromModel(model, runner with { Optimization = GraphOptimizationLevel.ORT_DISABLE_ALL }, "quantized mean model");
+        string[] fetch = [.. withLoss ? [output] : Array.Empty<string>(), .. targets.Select(t => MeanName(t.Output))];
         for (int i = 0; i < batches.Count; i++)
         {
-            var result = session.Run(batches[i], [output, .. targets.Select(t => MeanName(t.Output))]);
-            loss.Add(references[i], result[output]);
+            var result = session.Run(batches[i], fetch);
+            if (withLoss) loss.Add(references[i], result[output]);
             Accumulate(means, targets, result, batches[i].Batch);
         }
         foreach (var m in means.Values) for (int c = 0; c < m.Length; c++) m[c] /= samples;
-        return (loss.Value, means);
+        return (withLoss ? loss.Value : double.NaN, means);
+    }
+
+    /// <summary>The model cut down to computing <paramref name="outputs"/>: the nodes they depend on and the initializers
+    /// those read (every data input kept, so the same feeds fit).</summary>
+    private static ModelProto Ancestors(ModelProto model, IReadOnlyList<string> outputs)
+    {
+        var graph = new OnnxGraph(model);
+        var needed = new HashSet<NodeProto>();
+        var stack = new Stack<string>(outputs);
+        while (stack.Count > 0)
+            if (graph.Producer(stack.Pop()) is { } p && needed.Add(p))
+                foreach (var i in p.Input) stack.Push(i);
+        var read = needed.SelectMany(n => n.Input).ToHashSet(StringComparer.Ordinal);
+        var kept = graph.Graph.Node.Where(needed.Contains).ToList();
+        var initializers = graph.Graph.Initializer.Where(t => read.Contains(t.Name)).ToList();
+        var dropped = graph.Graph.Initializer.Where(t => !read.Contains(t.Name)).Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
+        // Older models list initializers among the graph inputs too; a dropped one must go from there as well.
+        var inputs = graph.Graph.Input.Where(i => !dropped.Contains(i.Name)).ToList();
+        graph.Graph.Input.Clear();
+        graph.Graph.Input.AddRange(inputs);
+        var result = graph.Graph.Output.Where(o => outputs.Contains(o.Name)).ToList();
+        graph.Graph.Node.Clear();
+        graph.Graph.Node.AddRange(kept);
+        graph.Graph.Initializer.Clear();
+        graph.Graph.Initializer.AddRange(initializers);
+        graph.Graph.Output.Clear();
+        graph.Graph.Output.AddRange(result);
+        return model;
     }
 
     private static TensorProto Int32s(string name, int[] values)

@@ -46,6 +46,7 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
         var parameters = ActivationParameters.Choose(model.Plan, stats, options);
         var means = stats.Channels.ToDictionary(kv => kv.Key, kv => kv.Value.Means, StringComparer.Ordinal);
         MemoryUse.Trace("scale choice");
+        var ownScales = parameters;
         (parameters, var refinement) = ScaleRefinementStep.Apply(model, request, options, parameters, means, synthetic, progress);
         MemoryUse.Release();
         MemoryUse.Trace("scale refinement");
@@ -62,6 +63,11 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
         // --output-bias-correction on: where calibration (or synthetic) samples are given.
         var fp32Folded = options.OutputBiasCorrection && samplesGiven && model.Folded.Graph.Node.Any(n => n.OpType == "Conv")
             ? model.Folded.Model.Clone() : null;
+        // With bias correction, the refined scales compete with each tensor's own: bias correction removes the mean
+        // errors that the refinement partly moved scales to offset, and on some models it does better from the
+        // unrefined start (docs/accuracy.md). Not with learned rounding or multipoint, which fit weights to one set.
+        var unrefined = fp32Folded is not null && refinement is { Changed: > 0 } && floatWeights is null
+            ? Unrefined(model, ownScales, options, means, fp32Folded, request, synthetic, progress) : null;
         var summary = QdqRewriter.Apply(model.Folded, model.Plan, parameters, options, means);
         var quantized = model.Folded.Model;
         RoundingStep.Result? rounding = null;
@@ -110,6 +116,20 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
             MemoryUse.Trace("output bias correction");
             if (outputBias is { } ob)
                 progress.Message($"output bias correction: {ob.Layers} Conv bias(es) on {ob.Samples} samples, output {ob.Loss} {ob.Before:G4} -> {ob.After:G4}{(ob.Kept ? "" : " (not lower: corrections dropped)")} in {ob.Seconds:0.0} s");
+            if (unrefined is { Correction: { } plain } && outputBias is { } refined)
+            {
+                outputBias = refined with { RefinedLoss = refined.Final, UnrefinedLoss = plain.Final };
+                if (plain.Final < refined.Final)
+                {
+                    progress.Message($"output bias correction: each tensor's own scales end lower ({plain.Final:G4}) than the refined ones ({refined.Final:G4}): refinement set aside");
+                    quantized = unrefined.Model;
+                    summary = unrefined.Summary;
+                    parameters = ownScales;
+                    refinement = refinement! with { Kept = false };
+                    outputBias = plain with { RefinedLoss = refined.Final, UnrefinedLoss = plain.Final };
+                }
+            }
+            unrefined = null;
         }
         if (options.Int4WeightStorage)
         {
@@ -230,6 +250,22 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
     }
 
     /// <summary>Whether the calibration or evaluation folder holds .wav samples (so the report records how they were read).</summary>
+    /// <summary>The model rewritten with each tensor's own scales and bias-corrected, on a copy of the folded graph.</summary>
+    private sealed record UnrefinedCandidate(Onnx.Proto.ModelProto Model, RewriteSummary Summary, OutputBiasCorrectionSummary? Correction);
+
+    private static UnrefinedCandidate? Unrefined(PreparedModel model, Dictionary<string, Scales.QuantParams> scales, QuantizationOptions options,
+        IReadOnlyDictionary<string, double[]> means, Onnx.Proto.ModelProto fp32Folded, QuantizeRequest request, Onnx.FloatTensor? synthetic, ProgressReporter progress)
+    {
+        var copy = new OnnxGraph(model.Folded.Model.Clone(), model.Folded.BaseDirectory);
+        var plan = Rewrite.Handlers.PlanBuilder.Build(copy, model.Options);
+        if (!plan.QdqTensors.ToHashSet(StringComparer.Ordinal).SetEquals(model.Plan.QdqTensors)) return null;
+        var summary = QdqRewriter.Apply(copy, plan, scales, options, means);
+        var correction = OutputBiasCorrectionStep.Apply(fp32Folded, copy.Model, model, request, synthetic, progress, "output bias correction (each tensor's own scales)");
+        MemoryUse.Release();
+        MemoryUse.Trace("output bias correction (unrefined scales)");
+        return new UnrefinedCandidate(copy.Model, summary, correction);
+    }
+
     private static bool AudioUsed(QuantizeRequest request) =>
         new[] { request.CalibDir, request.EvalDir }.Any(d => d is not null && Directory.Exists(d) && SampleFolder.Walk(d).Any(SampleFolder.IsAudio));
 }

@@ -14,7 +14,12 @@ namespace PtqTool.Pipeline;
 /// <param name="Changed">Groups whose scale moved.</param>
 /// <param name="Work">Forward passes of the samples through the whole model the search cost (runs from a cached checkpoint count their share).</param>
 /// <param name="BudgetReached">Whether <c>--refine auto</c> stopped at its budget before the search ended.</param>
-public sealed record RefinementSummary(string Loss, int Samples, int Groups, int Changed, int Evaluations, int Passes, double Work, bool BudgetReached, double Before, double After, double Seconds);
+public sealed record RefinementSummary(string Loss, int Samples, int Groups, int Changed, int Evaluations, int Passes, double Work, bool BudgetReached, double Before, double After, double Seconds)
+{
+    /// <summary>False when the refined scales were set aside: with output bias correction on both, each tensor's own
+    /// scales gave the lower output loss (<see cref="OutputBiasCorrectionSummary.UnrefinedLoss"/>), and the model has those.</summary>
+    public bool Kept { get; init; } = true;
+}
 
 /// <summary>
 /// Output-aware scale refinement (after Nahshan et al. 2020, "Loss aware post-training quantization"): the per-tensor

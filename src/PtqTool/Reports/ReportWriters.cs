@@ -264,6 +264,7 @@ public static class ReportWriters
         w.WriteBoolean("budget_reached", r.BudgetReached);
         Number(w, "loss_before", r.Before);
         Number(w, "loss_after", r.After);
+        w.WriteBoolean("kept", r.Kept);
         Number(w, "seconds", r.Seconds);
         w.WriteEndObject();
     }
@@ -279,6 +280,8 @@ public static class ReportWriters
         Number(w, "loss_before", r.Before);
         Number(w, "loss_after", r.After);
         w.WriteBoolean("kept", r.Kept);
+        if (r.RefinedLoss is double refined) Number(w, "refined_loss", refined); else w.WriteNull("refined_loss");
+        if (r.UnrefinedLoss is double unrefined) Number(w, "unrefined_loss", unrefined); else w.WriteNull("unrefined_loss");
         Number(w, "seconds", r.Seconds);
         w.WriteEndObject();
     }

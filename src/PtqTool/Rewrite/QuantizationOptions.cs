@@ -53,7 +53,7 @@ public sealed record QuantizationOptions
     /// <summary>Fold Mul/Add by constants into the Conv beside them (<see cref="Onnx.AffineFolding"/>); off with --keep-affine.</summary>
     public bool FoldAffine { get; init; } = true;
     /// <summary>Empirical bias correction of the quantized model's Convs against FP32 output means (<see cref="Pipeline.OutputBiasCorrectionStep"/>).</summary>
-    public bool OutputBiasCorrection { get; init; }
+    public bool OutputBiasCorrection { get; init; } = true;
     /// <summary>How weights are rounded to their codes: nearest, adaround (learned per layer on calibration data) or brecq (learned per block); docs/rounding.md.</summary>
     public string Rounding { get; init; } = "nearest";
     /// <summary>

@@ -9,7 +9,7 @@ namespace PtqTool.Tests.Pipeline;
 public class BlockReconstructionTests
 {
     private static (ModelProto Model, JsonNode Report, byte[] Bytes) Quantize(string dir, string name, params string[] extra) =>
-        CliRunner.Quantize(dir, name, [Repo.Model("fmnist_resnet"), "--weight-bits", "4", "--eval", Repo.EvalDir, "--eval-limit", "64", "--rounding-samples", "64", "--rounding-iterations", "60", .. extra]);
+        CliRunner.Quantize(dir, name, [Repo.Model("fmnist_resnet"), "--weight-bits", "4", "--eval", Repo.EvalDir, "--eval-limit", "64", "--rounding-samples", "64", "--rounding-iterations", "60", "--output-bias-correction", "off", .. extra]);
 
     [Fact]
     public void Residual_blocks_are_learned_jointly_only_codes_change_by_one_step_and_no_block_gets_worse()

@@ -9,7 +9,7 @@ namespace PtqTool.Tests.Pipeline;
 public class LearnedRoundingTests
 {
     private static (ModelProto Model, JsonNode Report, byte[] Bytes) Quantize(string dir, string name, params string[] extra) =>
-        CliRunner.Quantize(dir, name, [Repo.Model("fmnist_cnn"), "--weight-bits", "4", "--eval", Repo.EvalDir, "--eval-limit", "64", "--rounding-samples", "64", "--rounding-iterations", "150", .. extra]);
+        CliRunner.Quantize(dir, name, [Repo.Model("fmnist_cnn"), "--weight-bits", "4", "--eval", Repo.EvalDir, "--eval-limit", "64", "--rounding-samples", "64", "--rounding-iterations", "150", "--output-bias-correction", "off", .. extra]);
 
     [Fact]
     public void Only_weight_codes_change_each_by_at_most_one_step_and_every_layer_reconstructs_better()

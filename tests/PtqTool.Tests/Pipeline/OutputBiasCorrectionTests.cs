@@ -91,12 +91,38 @@ public class OutputBiasCorrectionTests
     }
 
     [Fact]
-    public void Off_by_default_leaves_the_biases_the_rewrite_made_and_the_report_says_it_did_not_run()
+    public void Refined_scales_compete_with_each_tensors_own_and_the_lower_corrected_loss_wins()
+    {
+        // The bundled CNN: both candidates bias-corrected on the same 64 samples. A --refine off run (another process)
+        // gives the unrefined candidate independently: its loss, and its graph where the refined scales were set aside.
+        string dir = Repo.TempDir();
+        string[] common = [Repo.Model("fmnist_cnn"), "--calib", Repo.CalibDir, "--limit", "64"];
+        var (chosen, report, _) = CliRunner.Quantize(dir, "default", common);
+        var (plain, plainReport, _) = CliRunner.Quantize(dir, "plain", [.. common, "--refine", "off"]);
+        var obc = report["output_bias_correction"]!;
+        double refined = obc["refined_loss"]!.GetValue<double>(), unrefined = obc["unrefined_loss"]!.GetValue<double>();
+        var plainObc = plainReport["output_bias_correction"]!;
+        double plainFinal = plainObc[plainObc["kept"]!.GetValue<bool>() ? "loss_after" : "loss_before"]!.GetValue<double>();
+        Assert.Equal(plainFinal, unrefined, plainFinal * 1e-6);
+        Assert.Null(plainObc["unrefined_loss"]);
+        bool kept = report["refinement"]!["kept"]!.GetValue<bool>();
+        Assert.Equal(kept, refined <= unrefined);
+        double final = obc[obc["kept"]!.GetValue<bool>() ? "loss_after" : "loss_before"]!.GetValue<double>();
+        Assert.Equal(Math.Min(refined, unrefined), final, final * 1e-9);
+        if (!kept) Assert.Equal(plain.Graph, chosen.Graph);
+        else Assert.NotEqual(plain.Graph, chosen.Graph);
+    }
+
+    [Fact]
+    public void On_by_default_only_bias_codes_change_and_off_leaves_the_biases_the_rewrite_made()
     {
         var (dir, path, _, _, _) = Setup();
-        var (off, report, _) = CliRunner.Quantize(dir, "off", path, "--calib", Path.Combine(dir, "calib"), "--batch", "2", "--refine", "off");
+        var (off, report, _) = CliRunner.Quantize(dir, "off", path, "--calib", Path.Combine(dir, "calib"), "--batch", "2", "--refine", "off", "--output-bias-correction", "off");
         Assert.Null(report["output_bias_correction"]);
-        var (on, _, _) = CliRunner.Quantize(dir, "on", path, "--calib", Path.Combine(dir, "calib"), "--batch", "2", "--refine", "off", "--output-bias-correction", "on");
+        Assert.False(report["options"]!["output_bias_correction"]!.GetValue<bool>());
+        var (on, onReport, _) = CliRunner.Quantize(dir, "on", path, "--calib", Path.Combine(dir, "calib"), "--batch", "2", "--refine", "off");
+        Assert.True(onReport["options"]!["output_bias_correction"]!.GetValue<bool>());
+        Assert.True(onReport["output_bias_correction"]!["kept"]!.GetValue<bool>());
         // Only int32 bias codes differ between the two models.
         var a = off.Graph.Initializer.ToDictionary(t => t.Name);
         var changed = on.Graph.Initializer.Where(t => !a[t.Name].Equals(t)).ToList();
