@@ -6,7 +6,7 @@ using PtqTool.Onnx;
 namespace PtqTool.Pipeline;
 
 /// <summary>
-/// `ptq bench`: latency of several models on the same random batch, timed in alternating blocks
+/// `ptq bench`: latency of several models on the same random batch (every input of the model: <see cref="BenchInputs"/>), timed in alternating blocks
 /// (<see cref="Latency.Interleaved"/>) so that load and clock changes fall on all alike, and where the time goes per op
 /// type (ONNX Runtime's own profiler).
 /// </summary>
@@ -16,26 +16,29 @@ public static class BenchJob
 
     public sealed record ModelTime(string Model, double MedianMs, double BestMs, IReadOnlyList<OpTime> Ops);
 
-    public sealed record Result(string Cpu, int[] InputShape, int Runs, IReadOnlyList<ModelTime> Models);
+    public sealed record Result(string Cpu, IReadOnlyList<BenchInputs.Input> Inputs, int Runs, IReadOnlyList<ModelTime> Models);
 
-    public static Result Run(IReadOnlyList<string> models, int batch, string? size, int runs, int threads, bool profile)
+    /// <param name="sequenceLength">What symbolic dimensions other than batch and an image's size are set to (--seq-len).</param>
+    public static Result Run(IReadOnlyList<string> models, int batch, string? size, int? sequenceLength, int runs, int threads, bool profile)
     {
         if (models.Count == 0) throw new PtqException("bench: give at least one model");
         if (runs is < 3 or > 100_000) throw new PtqException($"--runs: {runs} must be in 3..100000");
         if (batch is < 1 or > QuantizeRequest.MaxBatch) throw new PtqException($"--batch: {batch} must be in 1..{QuantizeRequest.MaxBatch}");
+        if (sequenceLength is < 1 or > 1 << 20) throw new PtqException($"--seq-len: {sequenceLength} must be in 1..{1 << 20}");
         var options = new RunnerOptions { Threads = threads, Spinning = true };
         var runners = new List<OrtRunner>();
         try
         {
             foreach (var m in models) runners.Add(OrtRunner.FromFile(m, options));
-            int[] shape = Shape(runners[0], batch, size, models[0]);
-            var rng = new Random(0);
-            var input = new FloatTensor(Enumerable.Range(0, FloatTensor.Count(shape)).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray(), shape);
+            var (input, inputs) = BenchInputs.For(runners[0], OnnxGraph.Load(models[0]), batch, size, sequenceLength, models[0]);
+            for (int k = 1; k < runners.Count; k++)
+                if (!runners[k].InputNames.Order(StringComparer.Ordinal).SequenceEqual(runners[0].InputNames.Order(StringComparer.Ordinal), StringComparer.Ordinal))
+                    throw new PtqException($"{models[k]}: inputs {string.Join(", ", runners[k].InputNames)} differ from {models[0]}'s ({string.Join(", ", runners[0].InputNames)}); bench compares models with the same inputs");
             var times = Latency.Interleaved(runners.Select(r => (Action)(() => r.RunAndDrop(input))).ToList(), warmup: 3, runs);
             var result = new List<ModelTime>();
             for (int k = 0; k < runners.Count; k++)
                 result.Add(new ModelTime(models[k], Latency.Median(times[k]), times[k].Min(), profile ? Profile(models[k], options, input) : []));
-            return new Result(CpuInfo.This.Describe(), shape, runs, result);
+            return new Result(CpuInfo.This.Describe(), inputs, runs, result);
         }
         finally
         {
@@ -43,24 +46,8 @@ public static class BenchJob
         }
     }
 
-    private static int[] Shape(OrtRunner runner, int batch, string? size, string model)
-    {
-        var declared = runner.InputShape(runner.InputNames[0]);
-        var shape = declared.ToArray();
-        if (shape.Length > 0 && shape[0] <= 0) shape[0] = batch;
-        if (size is not null && shape.Length == 4)
-        {
-            var (w, h) = PreprocessingResolver.ParseSize(size);
-            bool nhwc = shape[3] is 1 or 3 && shape[1] is not (1 or 3);
-            if (nhwc) { shape[1] = h; shape[2] = w; } else { shape[2] = h; shape[3] = w; }
-        }
-        if (shape.Any(d => d <= 0))
-            throw new PtqException($"{model}: input shape [{string.Join(", ", declared)}] has symbolic dimensions; give --size WxH");
-        return shape;
-    }
-
     /// <summary>Mean time per run of each op type, from ONNX Runtime's profiler over a few runs.</summary>
-    private static IReadOnlyList<OpTime> Profile(string model, RunnerOptions options, FloatTensor input)
+    private static IReadOnlyList<OpTime> Profile(string model, RunnerOptions options, ModelFeed input)
     {
         const int runs = 10;
         string prefix = Path.Combine(Path.GetTempPath(), $"ptq-profile-{Environment.ProcessId}-{Guid.NewGuid():N}");
