@@ -22,9 +22,11 @@ public static class EvaluationStep
     public sealed record Result(OutputComparison Fused, OutputComparison Exact, IReadOnlyList<LayerError> Layers,
         int Skipped, int LatencyBatch, double Fp32Ms, double Int8Ms);
 
+    /// <param name="layerReference">The float model per-layer errors are measured against, where its tensors differ from
+    /// <paramref name="original"/>'s of the same names (an equalized graph); null: the original.</param>
     public static Result Run(ModelProto original, ModelProto quantized, EvaluationSet data, IReadOnlyList<string> qdqTensors,
         Func<string, (double Scale, int ZeroPoint)> parameters, RunnerOptions options, ProgressReporter progress, long budgetBytes = OutputGroups.DefaultBudgetBytes,
-        string? poolBy = null, bool gateOnly = false)
+        string? poolBy = null, bool gateOnly = false, ModelProto? layerReference = null)
     {
         var kept = new List<SampleBatch>();
         OutputComparison fused, exact;
@@ -62,7 +64,7 @@ public static class EvaluationStep
             layerBatches.Add(take == kept[i].Input.Batch ? kept[i] : kept[i] with { Input = kept[i].Input.Slice(0, take) });
             n += take;
         }
-        var layers = LayerErrors.Measure(original, quantized, qdqTensors, Rewrite.QdqRewriter.DequantizedName, parameters, layerBatches, options with { MemoryArena = false }, budgetBytes, MemoryUse.Release);
+        var layers = LayerErrors.Measure(layerReference ?? original, quantized, qdqTensors, Rewrite.QdqRewriter.DequantizedName, parameters, layerBatches, options with { MemoryArena = false }, budgetBytes, MemoryUse.Release);
         MemoryUse.Release();
         return new Result(fused, exact, layers, data.Reader?.Skipped ?? 0, kept[0].Input.Batch, fp32Ms, int8Ms);
     }

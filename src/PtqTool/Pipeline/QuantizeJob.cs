@@ -68,6 +68,9 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
         // unrefined start (docs/accuracy.md). Not with learned rounding or multipoint, which fit weights to one set.
         var unrefined = fp32Folded is not null && refinement is { Changed: > 0 } && floatWeights is null
             ? Unrefined(model, ownScales, options, means, fp32Folded, request, synthetic, progress) : null;
+        // Per-layer errors of an equalized model are measured against the equalized float graph: its tensors of the
+        // original's names hold per-channel rescaled values (the function is the same, the tensors are not).
+        var equalizedFloat = model.EqualizedPairs > 0 ? fp32Folded ?? model.Folded.Model.Clone() : null;
         var summary = QdqRewriter.Apply(model.Folded, model.Plan, parameters, options, means);
         var quantized = model.Folded.Model;
         RoundingStep.Result? rounding = null;
@@ -175,7 +178,7 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
 
         var measured = EvaluationStep.Run(model.OriginalForRuntime(), quantized, evaluationSet, model.Plan.QdqTensors,
             t => (parameters[t].Scale, parameters[t].ZeroPoint), new RunnerOptions { Threads = request.Threads }, progress, (long)request.MemoryBudgetMiB << 20,
-            SentenceEmbedding.MaskInput(model.Inputs, model.OutputShape), gateOnly: request.GateOnly);
+            SentenceEmbedding.MaskInput(model.Inputs, model.OutputShape), gateOnly: request.GateOnly, layerReference: equalizedFloat);
         var (fused, semantic, layers) = (measured.Fused, measured.Exact, measured.Layers);
         MemoryUse.Trace("evaluation");
 
