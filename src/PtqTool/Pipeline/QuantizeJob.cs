@@ -192,6 +192,7 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
             OutputModel = output,
             Options = options,
             Audio = AudioUsed(request) ? request.Preprocessing.Audio : null,
+            AudioRateFound = AudioUsed(request) ? model.AudioRate.Value : null,
             MixedPrecision = mixed,
             Rounding = rounding,
             Multipoint = multipoint,

@@ -13,6 +13,8 @@ public sealed record QuantizationReport
     public required QuantizationOptions Options { get; init; }
     /// <summary>How .wav samples were read (--sample-rate, --audio-scale, --audio-window); null when no sample was audio.</summary>
     public Data.AudioFormat? Audio { get; init; }
+    /// <summary>The sample rate the .wav files of the run had (all share it), where any were read.</summary>
+    public int? AudioRateFound { get; init; }
     /// <summary>The per-layer weight bits of --avg-bits (null without it).</summary>
     public Pipeline.MixedPrecisionStep.Result? MixedPrecision { get; init; }
     /// <summary>What --rounding adaround did; null with nearest rounding.</summary>

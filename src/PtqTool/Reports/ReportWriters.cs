@@ -66,6 +66,7 @@ public static class ReportWriters
                 if (audio.SampleRate is int rate) w.WriteNumber("sample_rate", rate); else w.WriteNull("sample_rate");
                 w.WriteNumber("scale", audio.Scale);
                 if (audio.Window is int window) w.WriteNumber("window", window); else w.WriteNull("window");
+                if (r.AudioRateFound is int found) w.WriteNumber("files_rate", found); else w.WriteNull("files_rate");
                 w.WriteEndObject();
             }
             w.WriteNumber("embedding_bits", r.Options.ResolvedEmbeddingBits);

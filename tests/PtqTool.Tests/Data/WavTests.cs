@@ -147,6 +147,21 @@ public class WavTests
     }
 
     [Fact]
+    public void Without_sample_rate_the_report_gives_the_rate_the_files_have()
+    {
+        string dir = Repo.TempDir();
+        string model = Path.Combine(dir, "audio.onnx");
+        OnnxModelFile.Save(WavFiles.AudioModel(), model);
+        string calib = Path.Combine(dir, "calib");
+        Directory.CreateDirectory(calib);
+        for (int i = 0; i < 8; i++) File.WriteAllBytes(Path.Combine(calib, $"clip{i}.wav"), WavFiles.Mono16(WavFiles.Clip(900, i), rate: 22050));
+        var (_, report, _) = CliRunner.Quantize(dir, "q", model, "--calib", calib, "--batch", "4", "--refine", "off");
+        var audio = report["options"]!["audio"]!;
+        Assert.Null(audio["sample_rate"]);
+        Assert.Equal(22050, audio["files_rate"]!.GetValue<int>());
+    }
+
+    [Fact]
     public void Audio_model_quantizes_end_to_end_from_wav_clips_and_every_activation_follows_exact_qdq_semantics()
     {
         string dir = Repo.TempDir();
@@ -160,6 +175,7 @@ public class WavTests
         // The report says how the clips were read.
         var audio = report["options"]!["audio"]!;
         Assert.Equal(16000, audio["sample_rate"]!.GetValue<int>());
+        Assert.Equal(16000, audio["files_rate"]!.GetValue<int>());
         Assert.Equal(1.0, audio["scale"]!.GetValue<double>());
         Assert.Null(audio["window"]);
         var graph = new OnnxGraph(quantized);
