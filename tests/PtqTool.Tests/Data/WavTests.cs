@@ -146,15 +146,22 @@ public class WavTests
         Assert.Contains("a.wav: a .wav sample, but the model's input 'input' float [?, 1, 28, 28] does not take raw audio", err);
     }
 
-    [Fact]
-    public void Without_sample_rate_the_report_gives_the_rate_the_files_have()
+    /// <summary>A temporary folder with the raw-audio Conv1d model and a calib/ folder of <paramref name="count"/> clips.</summary>
+    private static (string Dir, string Model, string Calib) AudioModelAndClips(int count, Func<int, byte[]> clip)
     {
         string dir = Repo.TempDir();
         string model = Path.Combine(dir, "audio.onnx");
         OnnxModelFile.Save(WavFiles.AudioModel(), model);
         string calib = Path.Combine(dir, "calib");
         Directory.CreateDirectory(calib);
-        for (int i = 0; i < 8; i++) File.WriteAllBytes(Path.Combine(calib, $"clip{i}.wav"), WavFiles.Mono16(WavFiles.Clip(900, i), rate: 22050));
+        for (int i = 0; i < count; i++) File.WriteAllBytes(Path.Combine(calib, $"clip{i:D2}.wav"), clip(i));
+        return (dir, model, calib);
+    }
+
+    [Fact]
+    public void Without_sample_rate_the_report_gives_the_rate_the_files_have()
+    {
+        var (dir, model, calib) = AudioModelAndClips(8, i => WavFiles.Mono16(WavFiles.Clip(900, i), rate: 22050));
         var (_, report, _) = CliRunner.Quantize(dir, "q", model, "--calib", calib, "--batch", "4", "--refine", "off");
         var audio = report["options"]!["audio"]!;
         Assert.Null(audio["sample_rate"]);
@@ -164,12 +171,7 @@ public class WavTests
     [Fact]
     public void Audio_model_quantizes_end_to_end_from_wav_clips_and_every_activation_follows_exact_qdq_semantics()
     {
-        string dir = Repo.TempDir();
-        string model = Path.Combine(dir, "audio.onnx");
-        OnnxModelFile.Save(WavFiles.AudioModel(), model);
-        string calib = Path.Combine(dir, "calib");
-        Directory.CreateDirectory(calib);
-        for (int i = 0; i < 24; i++) File.WriteAllBytes(Path.Combine(calib, $"clip{i:D2}.wav"), WavFiles.Mono16(WavFiles.Clip(i % 2 == 0 ? 800 : 1200, i)));
+        var (dir, model, calib) = AudioModelAndClips(24, i => WavFiles.Mono16(WavFiles.Clip(i % 2 == 0 ? 800 : 1200, i)));
         var (quantized, report, _) = CliRunner.Quantize(dir, "q", model, "--calib", calib, "--batch", "8", "--sample-rate", "16000");
         Assert.Equal(24, report["calibration"]!["samples"]!.GetValue<int>());
         // The report says how the clips were read.
