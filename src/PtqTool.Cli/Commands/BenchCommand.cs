@@ -11,7 +11,7 @@ public static class BenchCommand
         var models = new Argument<string[]>("models") { Description = "ONNX models with the same inputs (e.g. FP32 and its INT8)", Arity = ArgumentArity.OneOrMore };
         var batch = new Option<int>("--batch") { Description = "Batch size", DefaultValueFactory = _ => 32 };
         var size = new Option<string?>("--size") { Description = "Input size WxH for models with symbolic spatial dimensions" };
-        var seqLen = new Option<int?>("--seq-len") { Description = "Length for the other symbolic dimensions (a text encoder's sequence; integer inputs get token ids 1..999, masks 1, token types 0)" };
+        var seqLen = new Option<int?>("--seq-len") { Description = "Length for the other symbolic dimensions (a text encoder's sequence; integer inputs get token ids within the embedding table they index, at most 1..999, masks 1, token types 0)" };
         var runs = new Option<int>("--runs") { Description = "Timed runs per model", DefaultValueFactory = _ => 50 };
         var threads = new Option<int>("--threads") { Description = "ONNX Runtime intra-op threads (0 = automatic)", DefaultValueFactory = _ => 0 };
         var profile = new Option<bool>("--profile") { Description = "Also show where the time goes per op type (ONNX Runtime profiler)" };

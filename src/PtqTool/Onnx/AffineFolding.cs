@@ -70,7 +70,7 @@ public static class AffineFolding
         // A constant of higher rank would broadcast the output to that rank.
         if (shape.Length > rank) return null;
         if (c.Length == 1) return Enumerable.Repeat(c[0], channels).ToArray();
-        if (c.Length != channels || shape.Length > rank) return null;
+        if (c.Length != channels) return null;
         // Broadcast right-aligned against the [N, C, spatial…] output (rank = the weight's rank): C must sit at output axis 1.
         int axis = shape.Length - (rank - 1);
         return axis >= 0 && shape[axis] == channels ? c : null;

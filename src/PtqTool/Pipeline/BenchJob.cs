@@ -30,7 +30,7 @@ public static class BenchJob
         try
         {
             foreach (var m in models) runners.Add(OrtRunner.FromFile(m, options));
-            var (input, inputs) = BenchInputs.For(runners[0], OnnxGraph.Load(models[0]), batch, size, sequenceLength, models[0]);
+            var (input, inputs) = BenchInputs.For(runners[0], new Lazy<OnnxGraph>(() => OnnxGraph.Load(models[0])), batch, size, sequenceLength, models[0]);
             for (int k = 1; k < runners.Count; k++)
                 if (!runners[k].InputNames.Order(StringComparer.Ordinal).SequenceEqual(runners[0].InputNames.Order(StringComparer.Ordinal), StringComparer.Ordinal))
                     throw new PtqException($"{models[k]}: inputs {string.Join(", ", runners[k].InputNames)} differ from {models[0]}'s ({string.Join(", ", runners[0].InputNames)}); bench compares models with the same inputs");

@@ -41,15 +41,24 @@ public static class OutputBiasCorrectionStep
     /// Relu/Clip into the quantizer after it (the Conv then produces the activation's name, unclipped), the Conv output before it.</param>
     private sealed record Target(NodeProto Conv, string Output, string Reference, string Codes, float[] Scales, int Rank);
 
+    /// <summary>
+    /// What every correction of one run compares with: the calibration samples, the FP32 outputs on them and the FP32
+    /// per-channel mean of each corrected Conv's output, by the Conv output's name. Quantized models of one plan (the
+    /// refined scales and each tensor's own) share it, so the samples are read and run through FP32 once.
+    /// </summary>
+    internal sealed record FloatReference(OnnxGraph Graph, List<ModelFeed> Batches, List<Onnx.FloatTensor> Outputs, Dictionary<string, double[]> Means, int Samples, double Seconds)
+    {
+        public OutputLossKind Kind => OutputLoss.For(Outputs[0].Shape);
+    }
+
+    /// <summary>The FP32 side of the correction for the Convs of <paramref name="quantized"/>; null when it has none to
+    /// correct or no sample could be read.</summary>
     /// <param name="fp32">The folded float model the rewrite started from (same tensor names).</param>
-    /// <param name="label">What the progress line calls this run.</param>
-    public static OutputBiasCorrectionSummary? Apply(ModelProto fp32, ModelProto quantized, PreparedModel model, QuantizeRequest request, Onnx.FloatTensor? synthetic, ProgressReporter progress,
-        string label = "output bias correction")
+    internal static FloatReference? Reference(ModelProto fp32, ModelProto quantized, PreparedModel model, QuantizeRequest request, Onnx.FloatTensor? synthetic)
     {
         var clock = Stopwatch.StartNew();
-        var graph = new OnnxGraph(quantized);
         var reference = new OnnxGraph(fp32);
-        var targets = Targets(graph, reference);
+        var targets = Targets(new OnnxGraph(quantized), reference);
         if (targets.Count == 0) return null;
         var runner = new RunnerOptions { Threads = request.Threads };
         var batches = new List<ModelFeed>();
@@ -72,7 +81,24 @@ public static class OutputBiasCorrectionStep
             }
         if (samples == 0) return null;
         foreach (var m in fpMeans.Values) for (int c = 0; c < m.Length; c++) m[c] /= samples;
-        var kind = OutputLoss.For(references[0].Shape);
+        return new FloatReference(reference, batches, references, fpMeans, samples, clock.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>Corrects the biases of <paramref name="quantized"/> in place against <paramref name="floatReference"/>.</summary>
+    /// <param name="label">What the progress line calls this run.</param>
+    internal static OutputBiasCorrectionSummary? Apply(FloatReference floatReference, ModelProto quantized, PreparedModel model, QuantizeRequest request, ProgressReporter progress,
+        string label = "output bias correction")
+    {
+        var clock = Stopwatch.StartNew();
+        var graph = new OnnxGraph(quantized);
+        var targets = Targets(graph, floatReference.Graph);
+        if (targets.Count == 0) return null;
+        if (targets.FirstOrDefault(t => !floatReference.Means.ContainsKey(t.Output)) is { } missing)
+            throw new InvalidOperationException($"the FP32 reference has no mean of '{missing.Output}': it was made for another plan");
+        var runner = new RunnerOptions { Threads = request.Threads };
+        var (batches, references, fpMeans, samples) = (floatReference.Batches, floatReference.Outputs, floatReference.Means, floatReference.Samples);
+        string output = model.OutputName;
+        var kind = floatReference.Kind;
         var original = targets.ToDictionary(t => t.Codes, t => TensorData.ToInt64s(graph.Initializer(t.Codes)!).Select(v => (int)v).ToArray(), StringComparer.Ordinal);
 
         // In order of depth: a Conv is corrected once every corrected Conv upstream of it has its final bias, so its
@@ -100,7 +126,8 @@ public static class OutputBiasCorrectionStep
         bool kept = after < before;
         if (!kept)
             foreach (var (name, codes) in original) graph.ReplaceInitializer(Int32s(name, codes));
-        return new OutputBiasCorrectionSummary(targets.Count, samples, levels.Count, kind == OutputLossKind.KL ? "kl" : "relative_mse", before, after, kept, clock.Elapsed.TotalSeconds);
+        return new OutputBiasCorrectionSummary(targets.Count, samples, levels.Count, kind == OutputLossKind.KL ? "kl" : "relative_mse", before, after, kept,
+            floatReference.Seconds + clock.Elapsed.TotalSeconds);
     }
 
     /// <summary>The targets by depth: how many targets lie on the longest path from the inputs to each (0 = none above it).</summary>

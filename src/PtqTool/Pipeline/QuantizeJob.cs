@@ -66,8 +66,10 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
         // With bias correction, the refined scales compete with each tensor's own: bias correction removes the mean
         // errors that the refinement partly moved scales to offset, and on some models it does better from the
         // unrefined start (docs/accuracy.md). Not with learned rounding or multipoint, which fit weights to one set.
+        // Both candidates are corrected against one FP32 reference (the samples read and run through FP32 once).
+        OutputBiasCorrectionStep.FloatReference? obcReference = null;
         var unrefined = fp32Folded is not null && refinement is { Changed: > 0 } && floatWeights is null
-            ? Unrefined(model, ownScales, options, means, fp32Folded, request, synthetic, progress) : null;
+            ? Unrefined(model, ownScales, options, means, q => obcReference = OutputBiasCorrectionStep.Reference(fp32Folded, q, model, request, synthetic), request, progress) : null;
         // Per-layer errors of an equalized model are measured against the equalized float graph: its tensors of the
         // original's names hold per-channel rescaled values (the function is the same, the tensors are not).
         var equalizedFloat = model.EqualizedPairs > 0 ? fp32Folded ?? model.Folded.Model.Clone() : null;
@@ -113,7 +115,8 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
         OutputBiasCorrectionSummary? outputBias = null;
         if (fp32Folded is not null)
         {
-            outputBias = OutputBiasCorrectionStep.Apply(fp32Folded, quantized, model, request, synthetic, progress);
+            if (unrefined is null) obcReference = OutputBiasCorrectionStep.Reference(fp32Folded, quantized, model, request, synthetic);
+            outputBias = obcReference is null ? null : OutputBiasCorrectionStep.Apply(obcReference, quantized, model, request, progress);
             fp32Folded = null;
             MemoryUse.Release();
             MemoryUse.Trace("output bias correction");
@@ -121,18 +124,19 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
                 progress.Message($"output bias correction: {ob.Layers} Conv bias(es) on {ob.Samples} samples, output {ob.Loss} {ob.Before:G4} -> {ob.After:G4}{(ob.Kept ? "" : " (not lower: corrections dropped)")} in {ob.Seconds:0.0} s");
             if (unrefined is { Correction: { } plain } && outputBias is { } refined)
             {
-                outputBias = refined with { RefinedLoss = refined.Final, UnrefinedLoss = plain.Final };
-                if (plain.Final < refined.Final)
+                bool ownScalesWin = plain.Final < refined.Final;
+                outputBias = (ownScalesWin ? plain : refined) with { RefinedLoss = refined.Final, UnrefinedLoss = plain.Final };
+                if (ownScalesWin)
                 {
                     progress.Message($"output bias correction: each tensor's own scales end lower ({plain.Final:G4}) than the refined ones ({refined.Final:G4}): refinement set aside");
                     quantized = unrefined.Model;
                     summary = unrefined.Summary;
                     parameters = ownScales;
                     refinement = refinement! with { Kept = false };
-                    outputBias = plain with { RefinedLoss = refined.Final, UnrefinedLoss = plain.Final };
                 }
             }
             unrefined = null;
+            obcReference = null;
         }
         if (options.Int4WeightStorage)
         {
@@ -253,23 +257,25 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
         check.Verify();
     }
 
-    /// <summary>Whether the calibration or evaluation folder holds .wav samples (so the report records how they were read).</summary>
     /// <summary>The model rewritten with each tensor's own scales and bias-corrected, on a copy of the folded graph.</summary>
     private sealed record UnrefinedCandidate(Onnx.Proto.ModelProto Model, RewriteSummary Summary, OutputBiasCorrectionSummary? Correction);
 
+    /// <param name="reference">Makes the FP32 reference of the correction from the rewritten copy (kept for the other candidate).</param>
     private static UnrefinedCandidate? Unrefined(PreparedModel model, Dictionary<string, Scales.QuantParams> scales, QuantizationOptions options,
-        IReadOnlyDictionary<string, double[]> means, Onnx.Proto.ModelProto fp32Folded, QuantizeRequest request, Onnx.FloatTensor? synthetic, ProgressReporter progress)
+        IReadOnlyDictionary<string, double[]> means, Func<Onnx.Proto.ModelProto, OutputBiasCorrectionStep.FloatReference?> reference, QuantizeRequest request, ProgressReporter progress)
     {
         var copy = new OnnxGraph(model.Folded.Model.Clone(), model.Folded.BaseDirectory);
         var plan = Rewrite.Handlers.PlanBuilder.Build(copy, model.Options);
         if (!plan.QdqTensors.ToHashSet(StringComparer.Ordinal).SetEquals(model.Plan.QdqTensors)) return null;
         var summary = QdqRewriter.Apply(copy, plan, scales, options, means);
-        var correction = OutputBiasCorrectionStep.Apply(fp32Folded, copy.Model, model, request, synthetic, progress, "output bias correction (each tensor's own scales)");
+        var correction = reference(copy.Model) is { } r
+            ? OutputBiasCorrectionStep.Apply(r, copy.Model, model, request, progress, "output bias correction (each tensor's own scales)") : null;
         MemoryUse.Release();
         MemoryUse.Trace("output bias correction (unrefined scales)");
         return new UnrefinedCandidate(copy.Model, summary, correction);
     }
 
+    /// <summary>Whether the calibration or evaluation folder holds .wav samples (so the report records how they were read).</summary>
     private static bool AudioUsed(QuantizeRequest request) =>
         new[] { request.CalibDir, request.EvalDir }.Any(d => d is not null && Directory.Exists(d) && SampleFolder.Walk(d).Any(SampleFolder.IsAudio));
 }

@@ -20,7 +20,7 @@ public class BenchInputsTests
     {
         string path = Model();
         using var runner = OrtRunner.FromFile(path);
-        var (feed, inputs) = BenchInputs.For(runner, OnnxGraph.Load(path), batch: 3, size: null, sequenceLength: 5, path);
+        var (feed, inputs) = BenchInputs.For(runner, new Lazy<OnnxGraph>(() => OnnxGraph.Load(path)), batch: 3, size: null, sequenceLength: 5, path);
         Assert.Equal(["x", "ids", "mask"], inputs.Select(i => i.Name));
         Assert.Equal([[3, TwoInputModel.Features], [3, 5], [3, 5]], inputs.Select(i => i.Shape));
         Assert.All(feed["x"].Data, v => Assert.InRange(v, -1f, 1f));
@@ -37,7 +37,7 @@ public class BenchInputsTests
     {
         string path = Model();
         using var runner = OrtRunner.FromFile(path);
-        var e = Assert.Throws<PtqException>(() => BenchInputs.For(runner, OnnxGraph.Load(path), 2, null, null, path));
+        var e = Assert.Throws<PtqException>(() => BenchInputs.For(runner, new Lazy<OnnxGraph>(() => OnnxGraph.Load(path)), 2, null, null, path));
         Assert.Contains("'ids'", e.Message);
         Assert.Contains("--seq-len", e.Message);
     }
