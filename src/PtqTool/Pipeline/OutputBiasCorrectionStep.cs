@@ -17,6 +17,20 @@ public sealed record OutputBiasCorrectionSummary(int Layers, int Samples, int Pa
     /// <inheritdoc cref="RefinedLoss"/>
     public double? UnrefinedLoss { get; init; }
 
+    /// <summary>Where the two were compared: "held_out" (calibration samples neither was fitted on, see
+    /// <see cref="HeldOutSamples"/>) or "fitted" (too few left over: the samples both were corrected on, where
+    /// <see cref="RefinedLoss"/> and <see cref="UnrefinedLoss"/> decide). Null when there was no comparison.</summary>
+    public string? ComparedOn { get; init; }
+
+    /// <summary>Held-out samples of the comparison, and each candidate's output loss on them (null unless "held_out").</summary>
+    public int? HeldOutSamples { get; init; }
+
+    /// <inheritdoc cref="HeldOutSamples"/>
+    public double? RefinedHeldOutLoss { get; init; }
+
+    /// <inheritdoc cref="HeldOutSamples"/>
+    public double? UnrefinedHeldOutLoss { get; init; }
+
     /// <summary>The output loss of the model as it leaves this step.</summary>
     public double Final => Kept ? After : Before;
 }

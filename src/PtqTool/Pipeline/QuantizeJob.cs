@@ -117,26 +117,38 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
         {
             if (unrefined is null) obcReference = OutputBiasCorrectionStep.Reference(fp32Folded, quantized, model, request, synthetic);
             outputBias = obcReference is null ? null : OutputBiasCorrectionStep.Apply(obcReference, quantized, model, request, progress);
-            fp32Folded = null;
+            obcReference = null;
             MemoryUse.Release();
             MemoryUse.Trace("output bias correction");
             if (outputBias is { } ob)
                 progress.Message($"output bias correction: {ob.Layers} Conv bias(es) on {ob.Samples} samples, output {ob.Loss} {ob.Before:G4} -> {ob.After:G4}{(ob.Kept ? "" : " (not lower: corrections dropped)")} in {ob.Seconds:0.0} s");
             if (unrefined is { Correction: { } plain } && outputBias is { } refined)
             {
-                bool ownScalesWin = plain.Final < refined.Final;
-                outputBias = (ownScalesWin ? plain : refined) with { RefinedLoss = refined.Final, UnrefinedLoss = plain.Final };
+                // Both were fitted to the same samples: they are compared on calibration samples neither saw, where
+                // enough are left over.
+                var heldOut = HeldOutComparison.Run(fp32Folded, [quantized, unrefined.Model], model, request, synthetic);
+                double refinedLoss = heldOut?.Losses[0] ?? refined.Final, plainLoss = heldOut?.Losses[1] ?? plain.Final;
+                bool ownScalesWin = plainLoss < refinedLoss;
+                outputBias = (ownScalesWin ? plain : refined) with
+                {
+                    RefinedLoss = refined.Final, UnrefinedLoss = plain.Final, ComparedOn = heldOut is null ? "fitted" : "held_out",
+                    HeldOutSamples = heldOut?.Samples, RefinedHeldOutLoss = heldOut?.Losses[0], UnrefinedHeldOutLoss = heldOut?.Losses[1],
+                };
+                string where = heldOut is null ? "" : $" on {heldOut.Samples} held-out calibration samples";
                 if (ownScalesWin)
                 {
-                    progress.Message($"output bias correction: each tensor's own scales end lower ({plain.Final:G4}) than the refined ones ({refined.Final:G4}): refinement set aside");
+                    progress.Message($"output bias correction: each tensor's own scales end lower{where} ({plainLoss:G4}) than the refined ones ({refinedLoss:G4}): refinement set aside");
                     quantized = unrefined.Model;
                     summary = unrefined.Summary;
                     parameters = ownScales;
                     refinement = refinement! with { Kept = false };
                 }
+                else if (heldOut is not null)
+                    progress.Message($"output bias correction: the refined scales end lower{where} ({refinedLoss:G4}) than each tensor's own ({plainLoss:G4})");
             }
             unrefined = null;
-            obcReference = null;
+            fp32Folded = null;
+            MemoryUse.Release();
         }
         if (options.Int4WeightStorage)
         {

@@ -173,6 +173,40 @@ public static class ScaleRefinementStep
     }
 
     /// <summary>
+    /// Up to <paramref name="count"/> calibration samples that <see cref="Parts"/> with <paramref name="refineSamples"/>
+    /// does not take (the files it leaves out, within --limit, spread over the rest; for synthetic data the samples
+    /// after the first <paramref name="refineSamples"/>), in the same pieces. None when it takes them all.
+    /// </summary>
+    internal static IEnumerable<ModelFeed> HeldOutParts(PreparedModel model, QuantizeRequest request, FloatTensor? synthetic, int refineSamples, int count, int fixedBatch)
+    {
+        IEnumerable<ModelFeed> reads;
+        if (request.CalibDir is null && synthetic is not null)
+        {
+            int start = Math.Min(synthetic.Batch, refineSamples);
+            reads = start >= synthetic.Batch ? [] : CalibrationStep.Batches(synthetic.Slice(start, Math.Min(synthetic.Batch - start, count)), request.Batch).Select(b => b.Input);
+        }
+        else
+        {
+            var files = model.ListSamples(request.CalibDir!);
+            if (request.Limit is int limit) files = Subset.Spread(files, limit);
+            var taken = Subset.Spread(files, refineSamples).ToHashSet();
+            var rest = files.Where(f => !taken.Contains(f)).ToList();
+            reads = rest.Count == 0 ? [] : model.Reader(Subset.Spread(rest, count), request.Batch, request.Strict).Read().Select(b => b.Input);
+        }
+        int given = 0;
+        foreach (var read in reads)
+        {
+            if (given >= count) yield break;
+            var batch = read.Batch > count - given ? read.Slice(0, count - given) : read;
+            foreach (var part in Chunks(batch, fixedBatch))
+            {
+                given += part.Batch;
+                yield return WithNames(part, model);
+            }
+        }
+    }
+
+    /// <summary>
     /// Up to <paramref name="wanted"/> samples of <see cref="Samples"/> (a tensor file may hold a batch of samples: this
     /// counts samples, not files), each batch in <see cref="Chunks"/> and with its inputs named (<see cref="WithNames"/>).
     /// </summary>

@@ -283,6 +283,10 @@ public static class ReportWriters
         w.WriteBoolean("kept", r.Kept);
         if (r.RefinedLoss is double refined) Number(w, "refined_loss", refined); else w.WriteNull("refined_loss");
         if (r.UnrefinedLoss is double unrefined) Number(w, "unrefined_loss", unrefined); else w.WriteNull("unrefined_loss");
+        if (r.ComparedOn is { } on) w.WriteString("compared_on", on); else w.WriteNull("compared_on");
+        if (r.HeldOutSamples is int heldOut) w.WriteNumber("held_out_samples", heldOut); else w.WriteNull("held_out_samples");
+        if (r.RefinedHeldOutLoss is double rh) Number(w, "refined_held_out_loss", rh); else w.WriteNull("refined_held_out_loss");
+        if (r.UnrefinedHeldOutLoss is double uh) Number(w, "unrefined_held_out_loss", uh); else w.WriteNull("unrefined_held_out_loss");
         Number(w, "seconds", r.Seconds);
         w.WriteEndObject();
     }

@@ -105,12 +105,70 @@ public class OutputBiasCorrectionTests
         double plainFinal = plainObc[plainObc["kept"]!.GetValue<bool>() ? "loss_after" : "loss_before"]!.GetValue<double>();
         Assert.Equal(plainFinal, unrefined, plainFinal * 1e-6);
         Assert.Null(plainObc["unrefined_loss"]);
+        // All 64 calibration samples are the ones fitted on: nothing is left to hold out.
+        Assert.Equal("fitted", obc["compared_on"]!.GetValue<string>());
+        Assert.Null(obc["held_out_samples"]);
         bool kept = report["refinement"]!["kept"]!.GetValue<bool>();
         Assert.Equal(kept, refined <= unrefined);
         double final = obc[obc["kept"]!.GetValue<bool>() ? "loss_after" : "loss_before"]!.GetValue<double>();
         Assert.Equal(Math.Min(refined, unrefined), final, final * 1e-9);
         if (!kept) Assert.Equal(plain.Graph, chosen.Graph);
         else Assert.NotEqual(plain.Graph, chosen.Graph);
+    }
+
+    [Fact]
+    public void With_calibration_left_over_the_candidates_are_compared_on_samples_neither_was_fitted_on()
+    {
+        // 96 calibration samples as .npy files (the bundled CNN's images, normalized as its preset does), 32 of them
+        // for the refinement and the bias correction: files 0, 3, 6, … (every third). The comparison takes 32 of the
+        // other 64: every other one of them. Their KL against FP32 is recomputed here, by ONNX Runtime on the saved models.
+        string dir = Repo.TempDir(), calib = Path.Combine(dir, "calib");
+        Directory.CreateDirectory(calib);
+        var samples = new List<FloatTensor>();
+        foreach (var png in Directory.GetFiles(Repo.CalibDir, "*.png").Order(StringComparer.Ordinal).Take(96))
+        {
+            using var image = SkiaSharp.SKBitmap.Decode(png);
+            var data = new float[28 * 28];
+            for (int y = 0; y < 28; y++)
+                for (int x = 0; x < 28; x++) data[y * 28 + x] = (image.GetPixel(x, y).Red / 255f - 0.2860f) / 0.3530f;
+            File.WriteAllBytes(Path.Combine(calib, $"s{samples.Count:D3}.npy"), PtqTool.Data.NpyReader.Write(data, [1, 1, 28, 28]));
+            samples.Add(new FloatTensor(data, [1, 1, 28, 28]));
+        }
+        string[] common = [Repo.Model("fmnist_cnn"), "--calib", calib, "--refine-samples", "32"];
+        var (chosen, report, _) = CliRunner.Quantize(dir, "default", common);
+        var (plain, _, _) = CliRunner.Quantize(dir, "plain", [.. common, "--refine", "off"]);
+        var obc = report["output_bias_correction"]!;
+        Assert.Equal("held_out", obc["compared_on"]!.GetValue<string>());
+        Assert.Equal(32, obc["held_out_samples"]!.GetValue<int>());
+        double refined = obc["refined_held_out_loss"]!.GetValue<double>(), unrefined = obc["unrefined_held_out_loss"]!.GetValue<double>();
+        bool kept = report["refinement"]!["kept"]!.GetValue<bool>();
+        Assert.Equal(kept, refined <= unrefined);
+
+        var heldOut = Enumerable.Range(0, 96).Where(i => i % 3 != 0).Where((_, j) => j % 2 == 0).Select(i => samples[i]).ToList();
+        var fp32 = OnnxModelFile.Load(Repo.Model("fmnist_cnn"));
+        string output = fp32.Graph.Output[0].Name;
+        double Kl(ModelProto quantized)
+        {
+            double sum = 0;
+            foreach (var x in heldOut)
+            {
+                var p = Softmax(Run(fp32, x, output)[output].Data);
+                var q = Softmax(Run(quantized, x, output)[output].Data);
+                sum += p.Zip(q).Sum(t => t.First > 0 ? t.First * (Math.Log(t.First) - Math.Log(t.Second)) : 0);
+            }
+            return sum / heldOut.Count;
+        }
+        Assert.Equal(unrefined, Kl(plain), unrefined * 1e-3 + 1e-9);
+        Assert.Equal(Math.Min(refined, unrefined), Kl(chosen), Math.Min(refined, unrefined) * 1e-3 + 1e-9);
+        if (!kept) Assert.Equal(plain.Graph, chosen.Graph);
+    }
+
+    private static double[] Softmax(float[] z)
+    {
+        double max = z.Max();
+        var e = z.Select(v => Math.Exp(v - max)).ToArray();
+        double total = e.Sum();
+        return [.. e.Select(v => v / total)];
     }
 
     [Fact]
