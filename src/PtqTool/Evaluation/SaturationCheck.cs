@@ -20,7 +20,7 @@ public sealed record SaturationReport(KernelTarget Target, IReadOnlyList<KernelS
     public string Method => KernelTargets.Accumulation(Target) == AccumulationModel.Int32
         ? "products accumulate in int32: nothing can saturate"
         : KernelTargets.KnowsPairing(Target)
-            ? "exact: pairs (2j, 2j+1) of ONNX Runtime 1.31 MLAS's reduction order, worst case over the calibrated activation codes"
+            ? "exact: pairs (2j, 2j+1) of ONNX Runtime 1.32 MLAS's reduction order, worst case over the calibrated activation codes"
             : "conservative: any two weights of a channel may pair, worst case over the calibrated activation codes";
 
     public string Summary => CanSaturate

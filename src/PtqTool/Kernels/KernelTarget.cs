@@ -52,10 +52,10 @@ public static class KernelTargets
     };
 
     /// <summary>
-    /// Whether the order in which the target's kernels pair the reduction dimension is known: ONNX Runtime 1.31's x86
+    /// Whether the order in which the target's kernels pair the reduction dimension is known: ONNX Runtime 1.31's and 1.32's x86
     /// MLAS packs 4 consecutive reduction values per output column and multiplies them with vpmaddubsw, so the pairs are
-    /// (2j, 2j+1) of the reduction order (read from MLAS's packing and kernels, confirmed on AVX2 kernels in
-    /// docs/cpu-targets.md). Elsewhere any two weights of a channel are assumed to possibly pair.
+    /// (2j, 2j+1) of the reduction order (read from 1.31's MLAS packing and kernels, confirmed on AVX2 kernels in
+    /// docs/cpu-targets.md; 1.32 confirmed by OrtKernelAgreementTests on an AVX2-only CPU). Elsewhere any two weights of a channel are assumed to possibly pair.
     /// </summary>
     public static bool KnowsPairing(KernelTarget t) => t is KernelTarget.X86Avx2 or KernelTarget.X86Vnni;
 

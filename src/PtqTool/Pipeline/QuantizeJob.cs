@@ -162,7 +162,7 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
             string rounded = grams is null ? "nearest rounding" : $"GPTQ rounding on the input Grams of {grams.Samples} calibration sample(s)";
             string matmuls = nbits > 0 ? $"{nbits} MatMul weight(s) as 4-bit com.microsoft MatMulNBits (blocks of {MatMulNBits.BlockSize}, {rounded}, activations float into them); " : "";
             if (packed == 0 && nbits == 0) progress.Warn("note: --weight-storage int4: no weight tensor has codes within [-8, 7] (use --weight-bits 4 or --avg-bits); int8 storage kept");
-            else summary = summary with { WeightStorage = matmuls + (packed > 0 ? $"int4 storage (opset 21) for {packed} weight tensor(s), int8 for the rest; ONNX Runtime 1.31 dequantizes int4 weights and runs those ops in float" : "int8 storage for the rest") };
+            else summary = summary with { WeightStorage = matmuls + (packed > 0 ? $"int4 storage (opset 21) for {packed} weight tensor(s), int8 for the rest; ONNX Runtime 1.32 dequantizes int4 weights and runs those ops in float" : "int8 storage for the rest") };
             if (nbits > 0) summary = summary with { MatMulNBits = nbits, Int4Rounding = grams is null ? "nearest" : "gptq" };
             if (grams is not null)
             {

@@ -7,7 +7,7 @@ namespace PtqTool.Rewrite;
 /// `--weight-storage int4`: weights whose codes fit [−8, 7] are stored as ONNX INT4 (two per byte) and the model's
 /// opset is raised from 13 to 21, the first with int4 DequantizeLinear. Only graphs whose every op kept its meaning
 /// from 13 to 21 (with the attributes ptq and common exporters write) are raised; any other op is refused by name.
-/// ONNX Runtime 1.31 has no integer kernel for int4 weights: it dequantizes them and runs the op in float (measured
+/// ONNX Runtime 1.31 and 1.32 have no integer kernel for int4 weights: it dequantizes them and runs the op in float (measured
 /// in docs/mixed-precision.md), so this buys file size, not speed.
 /// </summary>
 public static class Int4Storage
