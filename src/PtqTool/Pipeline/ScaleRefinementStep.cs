@@ -193,27 +193,21 @@ public static class ScaleRefinementStep
             var rest = files.Where(f => !taken.Contains(f)).ToList();
             reads = rest.Count == 0 ? [] : model.Reader(Subset.Spread(rest, count), request.Batch, request.Strict).Read().Select(b => b.Input);
         }
-        int given = 0;
-        foreach (var read in reads)
-        {
-            if (given >= count) yield break;
-            var batch = read.Batch > count - given ? read.Slice(0, count - given) : read;
-            foreach (var part in Chunks(batch, fixedBatch))
-            {
-                given += part.Batch;
-                yield return WithNames(part, model);
-            }
-        }
+        return Take(reads, model, count, fixedBatch, int.MaxValue);
     }
 
     /// <summary>
     /// Up to <paramref name="wanted"/> samples of <see cref="Samples"/> (a tensor file may hold a batch of samples: this
     /// counts samples, not files), each batch in <see cref="Chunks"/> and with its inputs named (<see cref="WithNames"/>).
     /// </summary>
-    internal static IEnumerable<ModelFeed> Parts(PreparedModel model, QuantizeRequest request, FloatTensor? synthetic, int wanted, int fixedBatch, int freeLimit = int.MaxValue)
+    internal static IEnumerable<ModelFeed> Parts(PreparedModel model, QuantizeRequest request, FloatTensor? synthetic, int wanted, int fixedBatch, int freeLimit = int.MaxValue) =>
+        Take(Samples(model, request, synthetic, wanted), model, wanted, fixedBatch, freeLimit);
+
+    /// <summary>The first <paramref name="wanted"/> samples of <paramref name="reads"/> in <see cref="Chunks"/>, named.</summary>
+    private static IEnumerable<ModelFeed> Take(IEnumerable<ModelFeed> reads, PreparedModel model, int wanted, int fixedBatch, int freeLimit)
     {
         int taken = 0;
-        foreach (var read in Samples(model, request, synthetic, wanted))
+        foreach (var read in reads)
         {
             if (taken >= wanted) yield break;
             var batch = read.Batch > wanted - taken ? read.Slice(0, wanted - taken) : read;
