@@ -16,7 +16,7 @@ namespace PtqTool.Evaluation;
 public static class WeightSensitivity
 {
     public static List<LayerChoices> Measure(ModelProto model, IReadOnlyList<WeightUse> weights, IReadOnlyList<int> bits,
-        IScaleLoss loss, bool perChannel, IReadOnlyList<FloatTensor> batches, RunnerOptions options, Action<int>? progress = null)
+        IScaleLoss loss, bool perChannel, IReadOnlyList<ModelFeed> batches, RunnerOptions options, Action<int>? progress = null)
     {
         var graph = new OnnxGraph(model);
         string output;

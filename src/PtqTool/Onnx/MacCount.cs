@@ -12,7 +12,7 @@ public static class MacCount
     public static bool Counts(NodeProto node) => node.OpType is "Conv" or "ConvTranspose" or "Gemm" or "MatMul";
 
     /// <returns>Every counted node with its MACs per sample, in graph order.</returns>
-    public static IReadOnlyList<(NodeProto Node, long Macs)> PerSample(ModelProto model, FloatTensor batch, RunnerOptions? options = null)
+    public static IReadOnlyList<(NodeProto Node, long Macs)> PerSample(ModelProto model, ModelFeed batch, RunnerOptions? options = null)
     {
         var copy = model.Clone();
         var graph = new OnnxGraph(copy);
@@ -31,7 +31,7 @@ public static class MacCount
             // One sample is enough (a model with a fixed batch gets that batch).
             int fixedBatch = runner.FixedBatch;
             batch = fixedBatch > 0 ? (batch.Batch > fixedBatch ? batch.Slice(0, fixedBatch) : batch) : batch.Slice(0, 1);
-            foreach (var name in runner.InputNames.Where(wanted.Contains)) shapes[name] = batch.Shape;
+            foreach (var name in runner.InputNames.Where(wanted.Contains)) shapes[name] = batch[name].Shape;
             var outputs = runner.OutputNames.Where(wanted.Contains).ToList();
             runner.Visit(batch, outputs, (name, _, shape) => shapes[name] = shape);
         }

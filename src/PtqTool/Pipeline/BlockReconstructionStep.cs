@@ -33,7 +33,7 @@ public static class BlockReconstructionStep
     /// <param name="LayerwiseError">The same with per-layer AdaRound's codes (where the block optimization starts).</param>
     public sealed record BlockOutcome(int Index, string? Input, string? Output, int Layers, string Method, double NearestError, double LayerwiseError, double Error, double Seconds, string? Reason);
 
-    public static RoundingStep.Result Apply(RoundingStep.Inputs inputs, OnnxGraph quantized, QuantizationOptions options, IReadOnlyList<FloatTensor> batches,
+    public static RoundingStep.Result Apply(RoundingStep.Inputs inputs, OnnxGraph quantized, QuantizationOptions options, IReadOnlyList<ModelFeed> batches,
         RunnerOptions runner, ProgressReporter progress, long budgetBytes)
     {
         var total = Stopwatch.StartNew();
@@ -102,28 +102,39 @@ public static class BlockReconstructionStep
     /// <param name="Samples">The held-out rounding samples the two are compared on (not used to fit the blocks).</param>
     public sealed record OutputCheck(double AdaRoundError, double BrecqError, string Kept, int Samples);
 
-    /// <summary>Splits the samples: every <paramref name="every"/>-th (counting from 1) held out, the rest to fit; batches keep their size.</summary>
-    public static (List<FloatTensor> Fit, List<FloatTensor> Held) HoldOut(IReadOnlyList<FloatTensor> batches, int every)
+    /// <summary>
+    /// Splits the samples: every <paramref name="every"/>-th (counting from 1) held out, the rest to fit. Batches keep
+    /// the first one's size; samples of different shapes (sequence lengths) never share a batch.
+    /// </summary>
+    public static (List<ModelFeed> Fit, List<ModelFeed> Held) HoldOut(IReadOnlyList<ModelFeed> batches, int every)
     {
-        List<(FloatTensor Batch, int Row)> fit = [], held = [];
-        int index = 0;
+        List<ModelFeed> fit = [], held = [];
+        List<ModelFeed> fitRun = [], heldRun = [];
+        int size = batches.Count == 0 ? 1 : batches[0].Batch, index = 0;
+        void Add(List<ModelFeed> done, List<ModelFeed> run, ModelFeed row)
+        {
+            if (run.Count > 0 && (run.Count == size || run[0].ShapeKey != row.ShapeKey)) Flush(done, run);
+            run.Add(row);
+        }
+        static void Flush(List<ModelFeed> done, List<ModelFeed> run)
+        {
+            if (run.Count == 0) return;
+            done.Add(ModelFeed.Concat([.. run]));
+            run.Clear();
+        }
         foreach (var b in batches)
             for (int r = 0; r < b.Batch; r++, index++)
-                (index % every == every - 1 ? held : fit).Add((b, r));
-        int size = batches.Count == 0 ? 1 : batches[0].Batch;
-        List<FloatTensor> Join(List<(FloatTensor Batch, int Row)> list) => list.Chunk(size).Select(chunk =>
-        {
-            var first = chunk[0].Batch;
-            var data = new float[chunk.Length * first.SampleSize];
-            for (int i = 0; i < chunk.Length; i++)
-                Array.Copy(chunk[i].Batch.Data, (long)chunk[i].Row * first.SampleSize, data, (long)i * first.SampleSize, first.SampleSize);
-            return new FloatTensor(data, [chunk.Length, .. first.Shape[1..]]);
-        }).ToList();
-        return (Join(fit), Join(held));
+            {
+                var row = b.Batch == 1 ? b : b.Slice(r, 1);
+                if (index % every == every - 1) Add(held, heldRun, row); else Add(fit, fitRun, row);
+            }
+        Flush(fit, fitRun);
+        Flush(held, heldRun);
+        return (fit, held);
     }
 
     /// <summary>Σ over the samples of the squared difference of the first output, quantized (exact QDQ semantics: no fusion) vs FP32, per sample.</summary>
-    private static double OutputError(ModelProto reference, OnnxGraph quantized, IReadOnlyList<FloatTensor> batches, RunnerOptions runner)
+    private static double OutputError(ModelProto reference, OnnxGraph quantized, IReadOnlyList<ModelFeed> batches, RunnerOptions runner)
     {
         var exact = runner with { Optimization = Microsoft.ML.OnnxRuntime.GraphOptimizationLevel.ORT_DISABLE_ALL };
         using var fp32 = OrtRunner.FromModel(reference, exact, "FP32 model");
@@ -143,7 +154,7 @@ public static class BlockReconstructionStep
 
     /// <summary>One block's joint rounding, written into <paramref name="quantized"/> unless it is worse than the codes there.</summary>
     private static (List<RoundingStep.Layer>, BlockOutcome) Learn(BlockPartition.Block block, ModelProto reference, OnnxGraph quantized, QuantizationOptions options,
-        IReadOnlyList<FloatTensor> batches, RunnerOptions runner, long budgetBytes)
+        IReadOnlyList<ModelFeed> batches, RunnerOptions runner, long budgetBytes)
     {
         var clock = Stopwatch.StartNew();
         string quantizedInput = QuantizedRead(quantized, block);
@@ -262,9 +273,13 @@ public static class BlockReconstructionStep
     }
 
     /// <summary>One tensor of a model over all sample batches, joined.</summary>
-    private static FloatTensor Collect(ModelProto model, string tensor, IReadOnlyList<FloatTensor> batches, RunnerOptions runner, string name)
+    private static FloatTensor Collect(ModelProto model, string tensor, IReadOnlyList<ModelFeed> batches, RunnerOptions runner, string name)
     {
         using var session = OrtRunner.FromModel(InputGram.Prefix(model, tensor), runner, name);
-        return FloatTensor.Concat(batches.Select(b => session.Run(b, [session.OutputNames[0]])[session.OutputNames[0]]).ToList());
+        var parts = batches.Select(b => session.Run(b, [session.OutputNames[0]])[session.OutputNames[0]]).ToList();
+        // Sequences of several lengths give block tensors of several shapes: the block graph is built for one.
+        if (parts.Select(p => string.Join(',', p.Shape.Skip(1))).Distinct().Count() > 1)
+            throw new PtqException($"'{tensor}' comes in several shapes over the samples ({string.Join("; ", parts.Select(p => string.Join(',', p.Shape.Skip(1))).Distinct().Take(3))}); a block is fitted on one shape (give --seq-len N)");
+        return FloatTensor.Concat(parts);
     }
 }

@@ -8,9 +8,9 @@ namespace PtqTool.Pipeline;
 /// <summary>
 /// The input Grams Σ xᵀx of the MatMuls that will run as MatMulNBits, for `--int4-rounding gptq`: one ONNX Runtime
 /// model, the float (folded, smoothed) graph with, per distinct MatMul input x of width K, Reshape(x, [−1, K]) →
-/// Transpose → MatMul as its outputs, run over calibration samples and summed in double. Every row of x counts,
-/// padded sequence positions included (they are rows the model computes). Memory: the Grams (K² doubles per distinct
-/// input), never the data.
+/// Transpose → MatMul as its outputs, run over calibration samples and summed in double. Rows of padded sequence
+/// positions are left out where the model has an attention-mask input (<see cref="PaddingMask"/>). Memory: the Grams
+/// (K² doubles per distinct input), never the data.
 /// </summary>
 public static class MatMulGramStep
 {
@@ -28,6 +28,28 @@ public static class MatMulGramStep
         return inputs;
     }
 
+    /// <summary>
+    /// The inputs that are [N, S, K] over the mask's [N, S] on a first run of a few samples (the float graph's ranks are
+    /// rarely known statically: reshapes and LayerNorm units hide them).
+    /// </summary>
+    private static HashSet<string> RowInputs(PreparedModel model, QuantizeRequest request, FloatTensor? synthetic, IReadOnlyCollection<string> inputs, string mask)
+    {
+        var probe = model.Folded.Model.Clone();
+        var graph = new OnnxGraph(probe, model.Folded.BaseDirectory);
+        var computed = inputs.Where(x => !graph.IsGraphInput(x)).ToList();
+        if (computed.Count > 0) probe.Graph.Output.Clear();
+        foreach (var x in computed) graph.AddOutput(x);
+        var result = new HashSet<string>(StringComparer.Ordinal);
+        using var runner = OrtRunner.FromModel(probe, new RunnerOptions { Threads = request.Threads, MemoryArena = false }, "float model (MatMul input shapes)");
+        var first = ScaleRefinementStep.Parts(model, request, synthetic, RunSamples, runner.FixedBatch, RunSamples).FirstOrDefault();
+        if (first is null) return result;
+        int[] rows = first[mask].Shape;
+        bool OverMask(int[] shape) => shape.Length == 3 && shape[0] == rows[0] && shape[1] == rows[1];
+        foreach (var x in inputs.Where(graph.IsGraphInput)) if (OverMask(first[x].Shape)) result.Add(x);
+        if (computed.Count > 0) runner.Visit(first, computed, (name, _, shape) => { if (OverMask(shape)) result.Add(name); });
+        return result;
+    }
+
     public static Result? Collect(PreparedModel model, QuantizeRequest request, FloatTensor? synthetic)
     {
         var inputs = Inputs(model.Folded);
@@ -37,12 +59,31 @@ public static class MatMulGramStep
         var graph = new OnnxGraph(gramModel, model.Folded.BaseDirectory);
         gramModel.Graph.Output.Clear();
         var outputs = new Dictionary<string, string>(StringComparer.Ordinal);
+        // Text encoders: the rows of inputs that are [N, S, K] over the attention mask's [N, S] are summed with padded
+        // positions left out (PaddingMask): each row times its mask value.
+        string? mask = PaddingMask.InputName(model.Inputs);
+        var byMask = mask is null ? [] : RowInputs(model, request, synthetic, inputs.Keys, mask);
+        string? maskRows = null;
+        if (byMask.Count > 0)
+        {
+            string column = graph.UniqueName("ptq_gram_mask_shape"), cast = graph.UniqueName("ptq_gram_mask_float");
+            graph.AddInitializer(TensorData.FromInt64(column, [2], [-1, 1]));
+            graph.AddNode(NodeAttributes.Node("Cast", graph.UniqueName("ptq_gram_mask_cast"), [mask!], [cast], NodeAttributes.Int("to", ElementType.Float)));
+            maskRows = graph.UniqueName("ptq_gram_mask_rows");
+            graph.AddNode(NodeAttributes.Node("Reshape", graph.UniqueName("ptq_gram_mask_reshape"), [cast, column], [maskRows]));
+        }
         foreach (var (x, k) in inputs)
         {
             string shape = graph.UniqueName("ptq_gram_shape");
             graph.AddInitializer(TensorData.FromInt64(shape, [2], [-1, k]));
             string rows = graph.UniqueName("ptq_gram_rows"), transposed = graph.UniqueName("ptq_gram_rows_t"), gram = graph.UniqueName("ptq_gram");
             graph.AddNode(NodeAttributes.Node("Reshape", graph.UniqueName("ptq_gram_reshape"), [x, shape], [rows]));
+            if (byMask.Contains(x))
+            {
+                string kept = graph.UniqueName("ptq_gram_rows_kept");
+                graph.AddNode(NodeAttributes.Node("Mul", graph.UniqueName("ptq_gram_mask_mul"), [rows, maskRows!], [kept]));
+                rows = kept;
+            }
             graph.AddNode(NodeAttributes.Node("Transpose", graph.UniqueName("ptq_gram_transpose"), [rows], [transposed], NodeAttributes.Ints("perm", [1, 0])));
             graph.AddNode(NodeAttributes.Node("MatMul", graph.UniqueName("ptq_gram_matmul"), [transposed, rows], [gram]));
             graph.AddOutput(gram);

@@ -15,6 +15,13 @@ public static class ModelInputs
     /// </summary>
     public static bool Named(IReadOnlyList<InputSpec> inputs) => inputs.Count != 1 || !inputs[0].IsFloat;
 
+    /// <summary>
+    /// Whether samples go through image preprocessing (a sidecar then records it): a single float input, unless it
+    /// takes raw audio of a symbolic length (.wav files give each sample its length; there is no image to preprocess).
+    /// </summary>
+    public static bool Preprocessed(IReadOnlyList<InputSpec> inputs) =>
+        !Named(inputs) && !(AudioInput.Takes(inputs[0]) && inputs[0].DeclaredShape[^1] <= 0);
+
     /// <summary>The per-sample shape of a single input: from the model where it is fixed, else from preprocessing (images).</summary>
     public static int[] SampleShape(InputSpec input, Preprocessing p, string modelPath)
     {
@@ -36,8 +43,7 @@ public static class ModelInputs
     public static (Preprocessing Preprocessing, int[] SampleShape) Resolve(IReadOnlyList<InputSpec> inputs, string modelPath, PreprocessingOverrides overrides)
     {
         if (Named(inputs)) return (new Preprocessing(), []);
-        // Raw audio of a symbolic length: .wav files give each sample its length; there is no image to preprocess.
-        if (AudioInput.Takes(inputs[0]) && inputs[0].DeclaredShape[^1] <= 0) return (new Preprocessing(), inputs[0].DeclaredShape.Skip(1).ToArray());
+        if (!Preprocessed(inputs)) return (new Preprocessing(), inputs[0].DeclaredShape.Skip(1).ToArray());
         var p = PreprocessingResolver.Resolve(modelPath, inputs[0].DeclaredShape, overrides);
         return (p, SampleShape(inputs[0], p, modelPath));
     }

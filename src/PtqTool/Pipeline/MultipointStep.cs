@@ -49,7 +49,7 @@ public static class MultipointStep
     }
 
     /// <summary>Measures every layer, chooses the channels, writes nearest-rounded second terms.</summary>
-    public static Result Apply(RoundingStep.Inputs inputs, OnnxGraph quantized, QuantizationOptions options, IReadOnlyList<FloatTensor> batches,
+    public static Result Apply(RoundingStep.Inputs inputs, OnnxGraph quantized, QuantizationOptions options, IReadOnlyList<ModelFeed> batches,
         RunnerOptions runner, ProgressReporter progress, long budgetBytes)
     {
         var selection = Select(inputs, quantized, options, batches, runner, progress, budgetBytes);
@@ -60,7 +60,7 @@ public static class MultipointStep
     }
 
     /// <summary>Measures every layer of <paramref name="quantized"/> as it is and chooses where the budget goes; writes nothing.</summary>
-    public static Selection Select(RoundingStep.Inputs inputs, OnnxGraph quantized, QuantizationOptions options, IReadOnlyList<FloatTensor> batches,
+    public static Selection Select(RoundingStep.Inputs inputs, OnnxGraph quantized, QuantizationOptions options, IReadOnlyList<ModelFeed> batches,
         RunnerOptions runner, ProgressReporter progress, long budgetBytes)
     {
         var clock = Stopwatch.StartNew();

@@ -21,9 +21,10 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
         request.Validated();
         var (model, smoothing) = SmoothQuantStep.Apply(PreparedModel.Prepare(request, progress.Warn), request, progress);
         string output = request.ResolvedOutputPath;
-        // The quantized model's sidecar (ptq eval reads it); a report asked for at that very path wins.
-        string? sidecar = Preprocessing.SidecarPath(output);
-        if (request.ReportPaths.Any(r => Onnx.FileIdentity.Same(r, sidecar)))
+        // The quantized model's sidecar (ptq eval reads it), where samples are preprocessed images or tensors (not for
+        // named multi-input samples, text or raw audio); a report asked for at that very path wins.
+        string? sidecar = ModelInputs.Preprocessed(model.Inputs) ? Preprocessing.SidecarPath(output) : null;
+        if (sidecar is not null && request.ReportPaths.Any(r => Onnx.FileIdentity.Same(r, sidecar)))
         {
             progress.Warn($"note: the report {sidecar} takes the place of the quantized model's preprocessing sidecar; give ptq eval the preprocessing flags");
             sidecar = null;

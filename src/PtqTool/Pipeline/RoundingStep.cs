@@ -71,7 +71,7 @@ public static class RoundingStep
 
     /// <summary>Replaces the codes of every captured weight in <paramref name="quantized"/> (the rewritten graph) by learned ones.</summary>
     /// <param name="afterLayer">Called with each layer's Grams once its codes are learned (multipoint terms are added there).</param>
-    public static Result Apply(Inputs inputs, OnnxGraph quantized, QuantizationOptions options, IReadOnlyList<FloatTensor> batches,
+    public static Result Apply(Inputs inputs, OnnxGraph quantized, QuantizationOptions options, IReadOnlyList<ModelFeed> batches,
         RunnerOptions runner, ProgressReporter progress, long budgetBytes = Onnx.OutputGroups.DefaultBudgetBytes, Action<Weight, GroupGrams[]>? afterLayer = null)
     {
         var total = Stopwatch.StartNew();
@@ -101,7 +101,7 @@ public static class RoundingStep
     }
 
     /// <summary>AdaRound on one layer, its codes written into <paramref name="quantized"/>; null for a weight it does not handle.</summary>
-    internal static Layer? LearnLayer(ModelProto reference, Weight w, OnnxGraph quantized, QuantizationOptions options, IReadOnlyList<FloatTensor> batches,
+    internal static Layer? LearnLayer(ModelProto reference, Weight w, OnnxGraph quantized, QuantizationOptions options, IReadOnlyList<ModelFeed> batches,
         RunnerOptions runner, long budgetBytes, Action<Weight, GroupGrams[]>? afterLayer = null)
     {
         if (!Learnable(w, quantized, out var rows, out var dq)) return null;
@@ -160,8 +160,11 @@ public static class RoundingStep
     private static RowProblem Problem(float[] w, GroupGrams g, bool asymmetric) =>
         asymmetric ? RowProblem.Asymmetric(w, g.Quantized, g.Cross, g.Reference) : RowProblem.SameInputs(w, g.Quantized);
 
-    /// <summary>The layer's Grams over the samples: its input in the FP32 model and in the quantized model as it is now.</summary>
-    internal static GroupGrams[] CollectGrams(ModelProto reference, Weight w, OnnxGraph quantized, WeightRows rows, IReadOnlyList<FloatTensor> batches, RunnerOptions runner, long budgetBytes)
+    /// <summary>
+    /// The layer's Grams over the samples: its input in the FP32 model and in the quantized model as it is now (rows of
+    /// padded sequence positions left out).
+    /// </summary>
+    internal static GroupGrams[] CollectGrams(ModelProto reference, Weight w, OnnxGraph quantized, WeightRows rows, IReadOnlyList<ModelFeed> batches, RunnerOptions runner, long budgetBytes)
     {
         string quantizedInput = w.Use.Node.Input[0];
         var gramModel = InputGram.Build(w.Use.Node, w.Shape, rows, quantized.OpsetVersion());
@@ -171,8 +174,13 @@ public static class RoundingStep
         using var q = OrtRunner.FromModel(quantizedModel, runner, "quantized model up to " + quantizedInput);
         IEnumerable<(FloatTensor, FloatTensor)> Pairs()
         {
+            // Padded sequence positions of text batches add nothing: the model's output never sees them (PaddingMask).
             foreach (var b in batches)
-                yield return (fp32.Run(b, [fp32.OutputNames[0]])[fp32.OutputNames[0]], q.Run(b, [q.OutputNames[0]])[q.OutputNames[0]]);
+            {
+                var mask = PaddingMask.Of(b);
+                yield return (PaddingMask.Apply(fp32.Run(b, [fp32.OutputNames[0]])[fp32.OutputNames[0]], mask),
+                    PaddingMask.Apply(q.Run(b, [q.OutputNames[0]])[q.OutputNames[0]], mask));
+            }
         }
         int window = w.Use.Node.OpType == "Conv" ? w.Shape[2..].Aggregate(1, (a, b) => a * b) : 1;
         return InputGram.Collect(gramModel, Pairs(), rows, runner, window, budgetBytes);

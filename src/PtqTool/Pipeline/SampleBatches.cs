@@ -6,21 +6,20 @@ namespace PtqTool.Pipeline;
 public static class SampleBatches
 {
     /// <summary>
-    /// Up to <paramref name="count"/> images of --calib spread over the folder, else the synthetic calibration samples
-    /// (ZeroQ data), else --eval's images.
+    /// Up to <paramref name="count"/> samples of --calib (images, tensor files, or --calib-text's sentences) spread over
+    /// it, else the synthetic calibration samples (ZeroQ data), else --eval's. Each batch is a feed of every model input
+    /// (a model with several inputs gets them by name; samples of different sequence lengths come in separate batches).
     /// </summary>
     /// <param name="purpose">The option asking, for messages ("--avg-bits").</param>
-    public static List<Onnx.FloatTensor> Load(PreparedModel model, QuantizeRequest request, int count, Onnx.FloatTensor? synthetic, string purpose)
+    public static List<Onnx.ModelFeed> Load(PreparedModel model, QuantizeRequest request, int count, Onnx.FloatTensor? synthetic, string purpose)
     {
-        if (model.Inputs.Count != 1)
-            throw new PtqException($"{purpose}: {model.Path} has {model.Inputs.Count} inputs; this step works on single-input models for now (calibration, the QDQ rewrite and evaluation take several)");
         if (request.CalibDir is null && synthetic is not null)
-            return CalibrationStep.Batches(synthetic.Slice(0, Math.Min(synthetic.Batch, count)), request.Batch).Select(b => b.Input.Tensors[0]).ToList();
+            return CalibrationStep.Batches(synthetic.Slice(0, Math.Min(synthetic.Batch, count)), request.Batch).Select(b => b.Input).ToList();
         string dir = request.CalibDir ?? request.EvalDir
             ?? throw new PtqException($"{purpose}: this needs samples: give --calib DIR or --eval DIR");
         var files = Subset.Spread(model.ListSamples(dir), count);
         var reader = model.Reader(files, request.Batch, request.Strict);
-        var batches = reader.Read().Select(b => b.Input.Tensors[0]).ToList();
+        var batches = reader.Read().Select(b => b.Input).ToList();
         if (batches.Count == 0) throw new PtqException($"{dir}: no sample could be read for {purpose}");
         return batches;
     }

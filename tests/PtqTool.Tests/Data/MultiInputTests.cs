@@ -142,6 +142,19 @@ public class MultiInputTests
     }
 
     [Fact]
+    public void A_model_fed_named_samples_gets_no_image_preprocessing_sidecar()
+    {
+        // The sidecar records image preprocessing for ptq eval; samples keyed by input name have none to record.
+        string dir = Repo.TempDir();
+        string calib = TwoInputModel.WriteSamples(Path.Combine(dir, "calib"), 8, [5], seed: 4);
+        string output = Path.Combine(dir, "q.onnx");
+        var (code, _, err) = CliRunner.Run("quantize", SaveModel(dir), "--calib", calib, "--out", output, "--quiet");
+        Assert.True(code == 0, err);
+        Assert.True(File.Exists(output));
+        Assert.False(File.Exists(Path.Combine(dir, "q.json")));
+    }
+
+    [Fact]
     public void Images_are_refused_for_a_model_with_several_inputs()
     {
         string dir = Repo.TempDir();

@@ -20,7 +20,7 @@ public class WeightSensitivityTests
         var node = model.Graph.Node.First(n => n.OpType == "Conv");
         string weight = node.Input[1];
         var rng = new Random(4);
-        var batches = Enumerable.Range(0, 2).Select(_ => new FloatTensor(Enumerable.Range(0, 6 * 3 * 64).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray(), shape)).ToList();
+        var batches = Enumerable.Range(0, 2).Select(_ => (ModelFeed)new FloatTensor(Enumerable.Range(0, 6 * 3 * 64).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray(), shape)).ToList();
         int[] bits = [2, 4, 8];
 
         var measured = WeightSensitivity.Measure(model, [new WeightUse(node, 1, 0, 2)], bits, new MinMaxLoss(), perChannel: true, batches, new RunnerOptions());

@@ -51,13 +51,47 @@ public class BlockReconstructionTests
     public void Every_fifth_sample_is_held_out_and_every_sample_lands_once_in_order()
     {
         // 3 batches of 4, then one of 2: samples numbered 0..13 by their value.
-        var batches = new[] { 4, 4, 4, 2 }.Select((n, b) => new FloatTensor(Enumerable.Range(4 * b, n).SelectMany(i => new float[] { i, -i }).ToArray(), [n, 2])).ToList();
-        var (fit, held) = PtqTool.Pipeline.BlockReconstructionStep.HoldOut(batches, 5);
+        var batches = new[] { 4, 4, 4, 2 }.Select((n, b) => (ModelFeed)new FloatTensor(Enumerable.Range(4 * b, n).SelectMany(i => new float[] { i, -i }).ToArray(), [n, 2])).ToList();
+        var (fitFeeds, heldFeeds) = PtqTool.Pipeline.BlockReconstructionStep.HoldOut(batches, 5);
+        var fit = fitFeeds.Select(f => f.Tensors[0]).ToList();
+        var held = heldFeeds.Select(f => f.Tensors[0]).ToList();
         float[] Ids(List<FloatTensor> part) => part.SelectMany(t => Enumerable.Range(0, t.Batch).Select(r => t.Data[2 * r])).ToArray();
         Assert.Equal([4f, 9f], Ids(held));
         Assert.Equal(Enumerable.Range(0, 14).Where(i => i % 5 != 4).Select(i => (float)i), Ids(fit));
         Assert.All(fit.Concat(held), t => Assert.True(t.Batch <= 4 && t.Shape[1] == 2 && t.Data[1] == -t.Data[0]));
         Assert.Equal([4, 4, 4], fit.Select(t => t.Batch));
+    }
+
+    [Fact]
+    public void Held_out_samples_of_two_inputs_keep_their_rows_together_and_shapes_of_different_length_apart()
+    {
+        // Seven samples of two named inputs, sequence lengths 3, 3 (one feed of two), then 5, 5, 5, 3, 3 (a feed each).
+        // Sample i holds i in every element of both inputs, so a row that left its partner would show.
+        int[] lengths = [3, 3, 5, 5, 5, 3, 3];
+        ModelFeed Feed(int first, int count) => new(["a", "b"], [
+            new FloatTensor(Enumerable.Range(first, count).SelectMany(i => Enumerable.Repeat((float)i, lengths[i])).ToArray(), [count, lengths[first]]),
+            new FloatTensor(Enumerable.Range(first, count).SelectMany(i => Enumerable.Repeat((float)i, 2 * lengths[i])).ToArray(), [count, 2, lengths[first]])]);
+        var batches = new List<ModelFeed> { Feed(0, 2) };
+        for (int i = 2; i < lengths.Length; i++) batches.Add(Feed(i, 1));
+        var (fit, held) = PtqTool.Pipeline.BlockReconstructionStep.HoldOut(batches, 3);
+        foreach (var f in fit.Concat(held))
+        {
+            Assert.Equal(["a", "b"], f.Names);
+            Assert.Equal(f.Tensors[0].Batch, f.Tensors[1].Batch);
+            for (int r = 0; r < f.Batch; r++)
+            {
+                float id = f.Tensors[0].Data[r * f.Tensors[0].SampleSize];
+                Assert.Equal(lengths[(int)id], f.Tensors[0].Shape[1]);
+                Assert.All(f.Tensors[1].Slice(r, 1).Data, v => Assert.Equal(id, v));
+                Assert.All(f.Tensors[0].Slice(r, 1).Data, v => Assert.Equal(id, v));
+            }
+        }
+        float[] Ids(List<ModelFeed> part) => part.SelectMany(f => Enumerable.Range(0, f.Batch).Select(r => f.Tensors[0].Data[r * f.Tensors[0].SampleSize])).ToArray();
+        Assert.Equal([2f, 5f], Ids(held));
+        Assert.Equal([0f, 1f, 3f, 4f, 6f], Ids(fit));
+        // Batches take the first feed's size (2) and end where the length changes.
+        Assert.Equal([2, 2, 1], fit.Select(f => f.Batch));
+        Assert.Equal([1, 1], held.Select(f => f.Batch));
     }
 
     [Fact]
