@@ -278,8 +278,9 @@ public static class BlockReconstructionStep
         using var session = OrtRunner.FromModel(InputGram.Prefix(model, tensor), runner, name);
         var parts = batches.Select(b => session.Run(b, [session.OutputNames[0]])[session.OutputNames[0]]).ToList();
         // Sequences of several lengths give block tensors of several shapes: the block graph is built for one.
-        if (parts.Select(p => string.Join(',', p.Shape.Skip(1))).Distinct().Count() > 1)
-            throw new PtqException($"'{tensor}' comes in several shapes over the samples ({string.Join("; ", parts.Select(p => string.Join(',', p.Shape.Skip(1))).Distinct().Take(3))}); a block is fitted on one shape (give --seq-len N)");
+        var shapes = parts.Select(p => string.Join(',', p.Shape.Skip(1))).Distinct().ToList();
+        if (shapes.Count > 1)
+            throw new PtqException($"'{tensor}' comes in several shapes over the samples ({string.Join("; ", shapes.Take(3))}); a block is fitted on one shape (give --seq-len N)");
         return FloatTensor.Concat(parts);
     }
 }

@@ -29,25 +29,25 @@ public static class MatMulGramStep
     }
 
     /// <summary>
-    /// The inputs that are [N, S, K] over the mask's [N, S] on a first run of a few samples (the float graph's ranks are
-    /// rarely known statically: reshapes and LayerNorm units hide them).
+    /// The attention-mask input (<see cref="PaddingMask.Find"/>, on a first run of a few samples) and the inputs that
+    /// are [N, S, K] over its [N, S] on that run (the float graph's ranks are rarely known statically: reshapes and
+    /// LayerNorm units hide them). None for a model with one input.
     /// </summary>
-    private static HashSet<string> RowInputs(PreparedModel model, QuantizeRequest request, FloatTensor? synthetic, IReadOnlyCollection<string> inputs, string mask)
+    private static (string? Mask, HashSet<string> Rows) MaskedInputs(PreparedModel model, QuantizeRequest request, FloatTensor? synthetic, IReadOnlyCollection<string> inputs)
     {
+        var rows = new HashSet<string>(StringComparer.Ordinal);
+        if (model.Inputs.Count < 2) return (null, rows);
         var probe = model.Folded.Model.Clone();
         var graph = new OnnxGraph(probe, model.Folded.BaseDirectory);
         var computed = inputs.Where(x => !graph.IsGraphInput(x)).ToList();
         if (computed.Count > 0) probe.Graph.Output.Clear();
         foreach (var x in computed) graph.AddOutput(x);
-        var result = new HashSet<string>(StringComparer.Ordinal);
         using var runner = OrtRunner.FromModel(probe, new RunnerOptions { Threads = request.Threads, MemoryArena = false }, "float model (MatMul input shapes)");
         var first = ScaleRefinementStep.Parts(model, request, synthetic, RunSamples, runner.FixedBatch, RunSamples).FirstOrDefault();
-        if (first is null) return result;
-        int[] rows = first[mask].Shape;
-        bool OverMask(int[] shape) => shape.Length == 3 && shape[0] == rows[0] && shape[1] == rows[1];
-        foreach (var x in inputs.Where(graph.IsGraphInput)) if (OverMask(first[x].Shape)) result.Add(x);
-        if (computed.Count > 0) runner.Visit(first, computed, (name, _, shape) => { if (OverMask(shape)) result.Add(name); });
-        return result;
+        if (first is null || PaddingMask.Find(first) is not var (mask, values)) return (null, rows);
+        foreach (var x in inputs.Where(graph.IsGraphInput)) if (PaddingMask.Covers(first[x].Shape, values)) rows.Add(x);
+        if (computed.Count > 0) runner.Visit(first, computed, (name, _, shape) => { if (PaddingMask.Covers(shape, values)) rows.Add(name); });
+        return (mask, rows);
     }
 
     public static Result? Collect(PreparedModel model, QuantizeRequest request, FloatTensor? synthetic)
@@ -61,8 +61,7 @@ public static class MatMulGramStep
         var outputs = new Dictionary<string, string>(StringComparer.Ordinal);
         // Text encoders: the rows of inputs that are [N, S, K] over the attention mask's [N, S] are summed with padded
         // positions left out (PaddingMask): each row times its mask value.
-        string? mask = PaddingMask.InputName(model.Inputs);
-        var byMask = mask is null ? [] : RowInputs(model, request, synthetic, inputs.Keys, mask);
+        var (mask, byMask) = MaskedInputs(model, request, synthetic, inputs.Keys);
         string? maskRows = null;
         if (byMask.Count > 0)
         {

@@ -11,28 +11,26 @@ namespace PtqTool.Pipeline;
 /// </summary>
 public static class PaddingMask
 {
-    /// <summary>The name of the model input that carries the attention mask, if one does (see the class summary).</summary>
-    public static string? InputName(IReadOnlyList<Data.InputSpec> inputs)
-    {
-        if (inputs.Count < 2) return null;
-        var candidates = inputs.Where(i => !i.IsFloat && i.DeclaredShape.Length == 2 && i.Name.Contains("mask", StringComparison.OrdinalIgnoreCase)).ToList();
-        return candidates.Count == 1 ? candidates[0].Name : null;
-    }
-
     /// <summary>The feed's [N, S] attention mask, or null where it has none.</summary>
-    public static FloatTensor? Of(ModelFeed feed)
+    public static FloatTensor? Of(ModelFeed feed) => Find(feed)?.Mask;
+
+    /// <summary>The feed's attention-mask input and its [N, S] values, or null where it has none.</summary>
+    public static (string Name, FloatTensor Mask)? Find(ModelFeed feed)
     {
         if (feed.Names.Count < 2) return null;
-        FloatTensor? found = null;
+        (string, FloatTensor)? found = null;
         for (int i = 0; i < feed.Names.Count; i++)
         {
             var t = feed.Tensors[i];
             if (feed.Names[i] is not { } name || !name.Contains("mask", StringComparison.OrdinalIgnoreCase) || t.Shape.Length != 2) continue;
             if (found is not null || t.Data.Any(v => v is not (0f or 1f))) return null;
-            found = t;
+            found = (name, t);
         }
         return found;
     }
+
+    /// <summary>Whether a tensor of <paramref name="shape"/> is [N, S, K] over the mask's [N, S]: one row per position.</summary>
+    public static bool Covers(int[] shape, FloatTensor mask) => shape.Length == 3 && shape[0] == mask.Shape[0] && shape[1] == mask.Shape[1];
 
     /// <summary>
     /// <paramref name="x"/> with the rows of padded positions set to zero (they then add nothing to a Gram), when x is
@@ -40,8 +38,7 @@ public static class PaddingMask
     /// </summary>
     public static FloatTensor Apply(FloatTensor x, FloatTensor? mask)
     {
-        if (mask is null || x.Shape.Length != 3 || x.Shape[0] != mask.Shape[0] || x.Shape[1] != mask.Shape[1]) return x;
-        if (!mask.Data.Contains(0f)) return x;
+        if (mask is null || !Covers(x.Shape, mask) || !mask.Data.Contains(0f)) return x;
         int k = x.Shape[2];
         var data = (float[])x.Data.Clone();
         for (int row = 0; row < mask.Data.Length; row++)

@@ -8,12 +8,7 @@ namespace PtqTool.Tests.Data;
 
 public class MultiInputTests
 {
-    private static readonly InputSpec[] Inputs =
-    [
-        new("x", ElementType.Float, [-1, TwoInputModel.Features]),
-        new("ids", ElementType.Int64, [-1, -1]),
-        new("mask", ElementType.Int64, [-1, -1]),
-    ];
+    private static readonly InputSpec[] Inputs = TwoInputModel.Inputs;
 
     private static string SaveModel(string dir)
     {

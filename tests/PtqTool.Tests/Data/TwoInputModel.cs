@@ -20,9 +20,9 @@ public static class TwoInputModel
         var model = new ModelProto { IrVersion = 8, Graph = new GraphProto { Name = "two_inputs" } };
         model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = 13 });
         var g = new OnnxGraph(model);
-        g.Graph.Input.Add(Input("x", ElementType.Float, [-1, Features]));
-        g.Graph.Input.Add(Input("ids", ElementType.Int64, [-1, -1]));
-        g.Graph.Input.Add(Input("mask", ElementType.Int64, [-1, -1]));
+        g.Graph.Input.Add(Value("x", ElementType.Float, [-1, Features]));
+        g.Graph.Input.Add(Value("ids", ElementType.Int64, [-1, -1]));
+        g.Graph.Input.Add(Value("mask", ElementType.Int64, [-1, -1]));
         g.AddInitializer(TensorData.FromFloats("E", [Vocabulary, Features], Random(Vocabulary * Features)));
         g.AddInitializer(TensorData.FromFloats("W1", [Features, Features], Random(Features * Features)));
         g.AddInitializer(TensorData.FromFloats("W2", [Features, Outputs], Random(Features * Outputs)));
@@ -37,11 +37,20 @@ public static class TwoInputModel
         g.AddNode(NodeAttributes.Node("Add", "join", ["h", "pooled"], ["s"]));
         g.AddNode(NodeAttributes.Node("Relu", "act", ["s"], ["r"]));
         g.AddNode(NodeAttributes.Node("MatMul", "dense2", ["r", "W2"], ["y"]));
-        g.Graph.Output.Add(Input("y", ElementType.Float, [-1, Outputs]));
+        g.Graph.Output.Add(Value("y", ElementType.Float, [-1, Outputs]));
         return model;
     }
 
-    private static ValueInfoProto Input(string name, int type, int[] shape)
+    /// <summary>The model's inputs as ptq reads them.</summary>
+    public static readonly InputSpec[] Inputs =
+    [
+        new("x", ElementType.Float, [-1, Features]),
+        new("ids", ElementType.Int64, [-1, -1]),
+        new("mask", ElementType.Int64, [-1, -1]),
+    ];
+
+    /// <summary>A tensor value info; a dimension ≤ 0 is symbolic ("batch" first, "sequence" after).</summary>
+    public static ValueInfoProto Value(string name, int type, int[] shape)
     {
         var v = new ValueInfoProto { Name = name, Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = type, Shape = new TensorShapeProto() } } };
         foreach (int d in shape)

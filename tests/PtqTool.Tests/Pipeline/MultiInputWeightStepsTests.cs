@@ -13,12 +13,7 @@ namespace PtqTool.Tests.Pipeline;
 /// </summary>
 public class MultiInputWeightStepsTests
 {
-    private static readonly InputSpec[] Inputs =
-    [
-        new("x", ElementType.Float, [-1, TwoInputModel.Features]),
-        new("ids", ElementType.Int64, [-1, -1]),
-        new("mask", ElementType.Int64, [-1, -1]),
-    ];
+    private static readonly InputSpec[] Inputs = TwoInputModel.Inputs;
 
     private static (string Model, string Calib, List<ModelFeed> Samples) Setup(string dir)
     {

@@ -5,6 +5,7 @@ using PtqTool.Onnx.Proto;
 using PtqTool.Pipeline;
 using PtqTool.Rewrite;
 using PtqTool.Tests.Cli;
+using PtqTool.Tests.Data;
 
 namespace PtqTool.Tests.Pipeline;
 
@@ -30,8 +31,11 @@ public class PaddingMaskTests
         Assert.Null(PaddingMask.Of(new ModelFeed(["x", "keep"], [x, mask])));
         Assert.Null(PaddingMask.Of(new ModelFeed([null], [mask])));
         Assert.Same(x, PaddingMask.Apply(x, new FloatTensor([1, 0, 1, 0], [2, 2])));
-        Assert.Equal("attention_mask", PaddingMask.InputName([new InputSpec("x", ElementType.Float, [-1, -1, K]), new InputSpec("attention_mask", ElementType.Int64, [-1, -1])]));
-        Assert.Null(PaddingMask.InputName([new InputSpec("x", ElementType.Float, [-1, -1, K]), new InputSpec("keep", ElementType.Int64, [-1, -1])]));
+        Assert.Equal("attention_mask", PaddingMask.Find(feed)?.Name);
+        Assert.Null(PaddingMask.Find(new ModelFeed(["attention_mask", "padding_mask"], [mask, mask])));
+        Assert.True(PaddingMask.Covers([2, 3, 5], mask));
+        Assert.False(PaddingMask.Covers([2, 3], mask));
+        Assert.False(PaddingMask.Covers([3, 2, 5], mask));
     }
 
     private static ModelProto Build(string maskName, float[] w)
@@ -39,8 +43,8 @@ public class PaddingMaskTests
         var model = new ModelProto { IrVersion = 8, Graph = new GraphProto { Name = "masked_matmul" } };
         model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = 13 });
         var g = new OnnxGraph(model);
-        g.Graph.Input.Add(Value("x", ElementType.Float, ["batch", "sequence", K.ToString()]));
-        g.Graph.Input.Add(Value(maskName, ElementType.Int64, ["batch", "sequence"]));
+        g.Graph.Input.Add(TwoInputModel.Value("x", ElementType.Float, [-1, -1, K]));
+        g.Graph.Input.Add(TwoInputModel.Value(maskName, ElementType.Int64, [-1, -1]));
         g.AddInitializer(TensorData.FromFloats("W", [K, N], w));
         g.AddInitializer(TensorData.FromInt64("axis_last", [1], [-1]));
         // The MatMul reads a computed tensor (Relu(x)), whose shape the Gram step learns from a first run.
@@ -49,16 +53,8 @@ public class PaddingMaskTests
         g.AddNode(NodeAttributes.Node("Cast", "mask_float", [maskName], ["m"], NodeAttributes.Int("to", ElementType.Float)));
         g.AddNode(NodeAttributes.Node("Unsqueeze", "mask_axis", ["m", "axis_last"], ["m3"]));
         g.AddNode(NodeAttributes.Node("Mul", "masked", ["h", "m3"], ["y"]));
-        g.Graph.Output.Add(Value("y", ElementType.Float, ["batch", "sequence", N.ToString()]));
+        g.Graph.Output.Add(TwoInputModel.Value("y", ElementType.Float, [-1, -1, N]));
         return model;
-    }
-
-    private static ValueInfoProto Value(string name, int type, string[] dims)
-    {
-        var v = new ValueInfoProto { Name = name, Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = type, Shape = new TensorShapeProto() } } };
-        foreach (var d in dims)
-            v.Type.TensorType.Shape.Dim.Add(int.TryParse(d, out int n) ? new TensorShapeProto.Types.Dimension { DimValue = n } : new TensorShapeProto.Types.Dimension { DimParam = d });
-        return v;
     }
 
     /// <summary>
