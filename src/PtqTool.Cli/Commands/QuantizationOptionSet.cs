@@ -52,6 +52,7 @@ public sealed class QuantizationOptionSet(OptionScope scope = OptionScope.Quanti
     public Option<bool> BiasCorrection { get; } = new("--bias-correction") { Description = "Correct Conv/Gemm biases for the mean weight error (off by default; see docs/results.md)" };
     public Option<string> Rounding { get; } = new("--rounding") { Description = "Weight rounding: nearest (default), adaround (learned per layer on calibration data) or brecq (learned per block: residual blocks jointly); docs/rounding.md", DefaultValueFactory = _ => "nearest" };
     public Option<string> RoundingTarget { get; } = new("--rounding-target") { Description = "What --rounding adaround fits each layer to: fp32 (the FP32 layer's output, default) or quantized (the layer on its quantized inputs)", DefaultValueFactory = _ => "fp32" };
+    public Option<string> RoundingCheck { get; } = new("--rounding-check") { Description = "Learned rounding puts a layer's nearest codes back where its learned ones raise the model output loss on held-out calibration samples: rise (default; any rise beyond chance), double (only where they at least double it, beyond chance) or off (docs/rounding.md)", DefaultValueFactory = _ => "rise" };
     public Option<int> RoundingIterations { get; } = new("--rounding-iterations") { Description = "Learned-rounding optimizer iterations per layer (adaround) or per block (brecq)", DefaultValueFactory = _ => PtqTool.Rounding.AdaRound.DefaultIterations };
     public Option<int?> RoundingSamples { get; } = new("--rounding-samples") { Description = $"Calibration samples the layers' (blocks') inputs are collected on for --rounding adaround/brecq (default {RoundingStep.DefaultSamples}; {RoundingStep.DefaultBlockSamples} with brecq)" };
     public Option<double> Multipoint { get; } = new("--multipoint") { Description = "Multipoint weights: second low-bit terms for the output channels that gain most, within this fraction of the model's multiply-adds (0..1; docs/multipoint.md)", DefaultValueFactory = _ => 0 };
@@ -69,7 +70,7 @@ public sealed class QuantizationOptionSet(OptionScope scope = OptionScope.Quanti
         command.Arguments.Add(Model);
         Option[] data = [Calib, CalibText, Vocab, SeqLen, Cased, Limit, Batch, Strict, MemoryBudget];
         Option[] common = [Threads, Quiet];
-        Option[] choices = [Loss, WeightLoss, Percentile, Bits, WeightBits, ActivationBits, ActivationType, SymmetricActivations, PerTensorWeights, WeightStorage, EmbeddingBits, Int4Rounding, Equalize, KeepAffine, BiasCorrection, OutputBiasCorrection, Rounding, RoundingTarget, RoundingIterations, RoundingSamples, Multipoint, MultipointForm, Target, SaturationGuard, Exclude, SmoothQuant, Refine, RefineSamples];
+        Option[] choices = [Loss, WeightLoss, Percentile, Bits, WeightBits, ActivationBits, ActivationType, SymmetricActivations, PerTensorWeights, WeightStorage, EmbeddingBits, Int4Rounding, Equalize, KeepAffine, BiasCorrection, OutputBiasCorrection, Rounding, RoundingTarget, RoundingCheck, RoundingIterations, RoundingSamples, Multipoint, MultipointForm, Target, SaturationGuard, Exclude, SmoothQuant, Refine, RefineSamples];
         IEnumerable<Option> options = scope switch
         {
             OptionScope.Quantize => [.. data, .. common, .. choices],
@@ -128,6 +129,7 @@ public sealed class QuantizationOptionSet(OptionScope scope = OptionScope.Quanti
             Int4Rounding = Get(parse, Int4Rounding, null),
             Rounding = Get(parse, Rounding, "nearest"),
             RoundingTarget = Get(parse, RoundingTarget, "fp32"),
+            RoundingCheck = Get(parse, RoundingCheck, "rise"),
             RoundingIterations = Get(parse, RoundingIterations, PtqTool.Rounding.AdaRound.DefaultIterations),
             Multipoint = Get(parse, Multipoint, 0.0),
             MultipointForm = form switch { "padded" => PtqTool.Multipoint.BranchForm.Padded, "scatter" => PtqTool.Multipoint.BranchForm.Scatter, _ => PtqTool.Multipoint.BranchForm.Auto },

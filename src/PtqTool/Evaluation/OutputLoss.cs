@@ -50,6 +50,13 @@ public sealed class OutputLoss(OutputLossKind kind)
         }
     }
 
+    /// <summary>Σ of the squared errors (relative MSE) or of the rows' KL divergences (KL) added so far.</summary>
+    public double Sum => _sum;
+    /// <summary>Σ f² of the references added (relative MSE).</summary>
+    public double Signal => _signal;
+    /// <summary>Score rows added (KL).</summary>
+    public int Rows => _rows;
+
     /// <summary>The loss over everything added (0 for nothing).</summary>
     public double Value => kind == OutputLossKind.KL
         ? (_rows == 0 ? 0 : _sum / _rows)

@@ -33,8 +33,9 @@ public static class BlockReconstructionStep
     /// <param name="LayerwiseError">The same with per-layer AdaRound's codes (where the block optimization starts).</param>
     public sealed record BlockOutcome(int Index, string? Input, string? Output, int Layers, string Method, double NearestError, double LayerwiseError, double Error, double Seconds, string? Reason);
 
+    /// <param name="check">With --rounding-check, the check of the per-layer AdaRound alternative (<see cref="RoundingStep.Apply"/>).</param>
     public static RoundingStep.Result Apply(RoundingStep.Inputs inputs, OnnxGraph quantized, QuantizationOptions options, IReadOnlyList<ModelFeed> batches,
-        RunnerOptions runner, ProgressReporter progress, long budgetBytes)
+        RunnerOptions runner, ProgressReporter progress, long budgetBytes, OutputLossCheck? check = null)
     {
         var total = Stopwatch.StartNew();
         int samples = batches.Sum(b => b.Batch);
@@ -44,7 +45,7 @@ public static class BlockReconstructionStep
         if (held.Count == 0) throw new PtqException($"--rounding brecq: {samples} rounding sample(s) leave none to hold out for the output check (give at least {HoldOutEvery})");
         // Per-layer AdaRound of the whole model first, on a copy: the alternative the block result must beat at the output.
         var alternative = new OnnxGraph(quantized.Model.Clone());
-        var layerwise = RoundingStep.Apply(inputs, alternative, options, batches, runner, progress, budgetBytes);
+        var layerwise = RoundingStep.Apply(inputs, alternative, options, batches, runner, progress, budgetBytes, check: check);
         var learnable = inputs.Weights.Where(w => RoundingStep.Learnable(w, quantized, out _, out _)).ToList();
         var kept = inputs.Weights.Where(w => !learnable.Contains(w)).Select(w => w.Name).ToList();
         var blocks = BlockPartition.Of(inputs.Reference, learnable);
@@ -83,8 +84,8 @@ public static class BlockReconstructionStep
         // likely, not certain, and a block fitted on a few hundred samples can learn them rather than the task. The model
         // keeps whichever of the two reproduces the FP32 output better on the held-out samples.
         double blockError = OutputError(inputs.Reference, quantized, held, runner), layerError = OutputError(inputs.Reference, alternative, held, runner);
-        var check = new OutputCheck(layerError, blockError, blockError <= layerError ? "brecq" : "adaround", held.Sum(b => b.Batch));
-        if (check.Kept == "adaround")
+        var outputCheck = new OutputCheck(layerError, blockError, blockError <= layerError ? "brecq" : "adaround", held.Sum(b => b.Batch));
+        if (outputCheck.Kept == "adaround")
         {
             foreach (var w in learnable)
             {
@@ -93,7 +94,7 @@ public static class BlockReconstructionStep
             }
             layers = [.. layerwise.Layers];
         }
-        return new RoundingStep.Result("brecq", "fp32", options.RoundingIterations, samples, layers, kept, total.Elapsed.TotalSeconds, outcomes, check);
+        return new RoundingStep.Result("brecq", "fp32", options.RoundingIterations, samples, layers, kept, total.Elapsed.TotalSeconds, outcomes, outputCheck, layerwise.Check);
     }
 
     /// <param name="AdaRoundError">The model output's squared error against FP32 per sample with per-layer AdaRound's codes.</param>

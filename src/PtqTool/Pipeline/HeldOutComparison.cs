@@ -1,5 +1,3 @@
-using Microsoft.ML.OnnxRuntime;
-using PtqTool.Evaluation;
 using PtqTool.Onnx;
 using PtqTool.Onnx.Proto;
 
@@ -25,33 +23,9 @@ internal static class HeldOutComparison
     public static HeldOutLosses? Run(ModelProto fp32, IReadOnlyList<ModelProto> candidates, PreparedModel model, QuantizeRequest request, FloatTensor? synthetic)
     {
         int fitted = request.RefineSamples ?? ScaleRefinementStep.DefaultSamples;
-        var runner = new RunnerOptions { Threads = request.Threads };
-        string output = model.OutputName;
-        var batches = new List<ModelFeed>();
-        var references = new List<FloatTensor>();
-        long budget = (long)request.MemoryBudgetMiB << 20, held = 0;
-        using (var session = OrtRunner.FromModel(fp32, runner, "FP32 model (held-out samples)"))
-            foreach (var part in ScaleRefinementStep.HeldOutParts(model, request, synthetic, fitted, fitted, session.FixedBatch))
-            {
-                var reference = session.Run(part, [output])[output];
-                // The samples and their FP32 outputs are held while the candidates run: bounded by --memory-budget.
-                long bytes = 4L * (reference.Data.Length + part.Tensors.Sum(t => (long)t.Data.Length));
-                if (batches.Count > 0 && held + bytes > budget) break;
-                held += bytes;
-                batches.Add(part);
-                references.Add(reference);
-            }
-        int samples = batches.Sum(b => b.Batch);
-        if (samples < MinSamples) return null;
-        var kind = OutputLoss.For(references[0].Shape);
-        var losses = new double[candidates.Count];
-        for (int c = 0; c < candidates.Count; c++)
-        {
-            var loss = new OutputLoss(kind);
-            using var session = OrtRunner.FromModel(candidates[c], runner with { Optimization = GraphOptimizationLevel.ORT_DISABLE_ALL }, "quantized candidate (held-out samples)");
-            for (int i = 0; i < batches.Count; i++) loss.Add(references[i], session.Run(batches[i], [output])[output]);
-            losses[c] = loss.Value;
-        }
-        return new HeldOutLosses(losses, samples);
+        var check = OutputLossCheck.Prepare(fp32, model.OutputName,
+            fixedBatch => ScaleRefinementStep.HeldOutParts(model, request, synthetic, fitted, fitted, fixedBatch), [],
+            new RunnerOptions { Threads = request.Threads }, fitted, (long)request.MemoryBudgetMiB << 20);
+        return check is null ? null : new HeldOutLosses(candidates.Select(check.Loss).ToArray(), check.Samples);
     }
 }

@@ -19,7 +19,7 @@ public static class ModelMetadata
         Set(model, "saturation_guard", SaturationGuards.Name(target.Guard));
         Set(model, "measured_on", target.MeasuredOn.Describe());
         Set(model, "weights", weights);
-        Set(model, "rounding", options.Rounding == "nearest" ? "nearest" : $"{options.Rounding} ({options.RoundingIterations} iterations per {(options.Rounding == "brecq" ? "block" : "layer")}, fit to {options.RoundingTarget} outputs)");
+        Set(model, "rounding", options.Rounding == "nearest" ? "nearest" : $"{options.Rounding} ({options.RoundingIterations} iterations per {(options.Rounding == "brecq" ? "block" : "layer")}, fit to {options.RoundingTarget} outputs{(options.Rounding == "adaround" && options.RoundingCheck != "off" && options.Multipoint <= 0 ? $", checked per layer on the model output ({options.RoundingCheck})" : "")})");
         if (options.Multipoint > 0) Set(model, "multipoint", $"second weight terms within {options.Multipoint:0.###} of the model's multiply-adds ({options.MultipointForm.ToString().ToLowerInvariant()} form)");
         Set(model, "activations", $"{rewrite.ActivationStorage} [{act.Min}, {act.Max}] {(options.SymmetricActivations ? "symmetric" : "asymmetric")} per-tensor");
         Set(model, "version", typeof(ModelMetadata).Assembly.GetName().Version?.ToString() ?? "");

@@ -94,13 +94,21 @@ public sealed class QuantizeJob(QuantizeRequest request, ProgressReporter progre
                 // With multipoint, the channels are chosen on the nearest-rounded model; each layer's terms are then
                 // learned in graph order on inputs that carry the upstream terms (MultipointStep).
                 var selection = options.Multipoint > 0 ? MultipointStep.Select(floatWeights, model.Folded, options, samples, runner, progress, budget) : null;
+                // The check measures on calibration samples after the rounding samples (as the refinement's held-out
+                // comparison does); not with multipoint, whose terms are built on each layer's learned codes.
+                var check = options.RoundingCheck != "off" && selection is null
+                    ? OutputLossCheck.Prepare(floatWeights.Reference, model.OutputName,
+                        fixedBatch => ScaleRefinementStep.HeldOutParts(model, request, synthetic, request.EffectiveRoundingSamples, OutputLossCheck.RoundingSamples, fixedBatch),
+                        samples, runner, OutputLossCheck.RoundingSamples, budget)
+                    : null;
                 rounding = options.Rounding == "brecq"
-                    ? BlockReconstructionStep.Apply(floatWeights, model.Folded, options, samples, runner, progress, budget)
+                    ? BlockReconstructionStep.Apply(floatWeights, model.Folded, options, samples, runner, progress, budget, check)
                     : RoundingStep.Apply(floatWeights, model.Folded, options, samples, runner, progress, budget,
-                        selection is null ? null : (w, grams) => selection.WriteLearned(model.Folded, w, grams));
+                        selection is null ? null : (w, grams) => selection.WriteLearned(model.Folded, w, grams), check);
                 summary = summary with { WeightSqnrDb = RoundingStep.WeightSqnr(floatWeights.Weights, model.Folded, summary.WeightSqnrDb) };
                 string unit = rounding.Blocks is { } blocks ? $"{blocks.Count(b => b.Method == "brecq")} block(s) of {rounding.Layers.Count} layer(s)" : $"{rounding.Layers.Count} layer(s)";
-                progress.Message($"rounding: {(options.Rounding == "brecq" ? "BRECQ" : "AdaRound")} on {unit} in {rounding.Seconds:0.0} s, output error {rounding.ErrorRatio:P0} of nearest rounding's");
+                progress.Message($"rounding: {(options.Rounding == "brecq" ? "BRECQ" : "AdaRound")} on {unit} in {rounding.Seconds:0.0} s, output error {rounding.ErrorRatio:P0} of nearest rounding's"
+                    + (rounding.Check is { } c ? $"; check kept {c.Kept}: {c.Reverted} layer(s) at nearest codes (model output {c.Loss} on {c.Samples} {(c.ComparedOn == "held_out" ? "held-out" : "fitted")} samples {c.NearestLoss:G4} -> {c.FinalLoss:G4})" : ""));
                 multipoint = selection?.Result();
             }
             else multipoint = MultipointStep.Apply(floatWeights, model.Folded, options, samples, runner, progress, budget);

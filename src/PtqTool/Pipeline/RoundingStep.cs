@@ -25,13 +25,29 @@ public static class RoundingStep
     /// <param name="Error">The same after learned rounding.</param>
     /// <param name="Changed">Codes that differ from nearest rounding's.</param>
     /// <param name="Block">With --rounding brecq, the block the layer was learned in (its errors are then the block's); null when learned alone.</param>
-    public sealed record Layer(string Weight, string Op, int Rows, int K, double NearestError, double Error, long Changed, long Weights, double Seconds, int RestoredPairs, int? Block = null);
+    /// <param name="CheckLoss">With --rounding-check, the model output loss on the check samples with this layer's learned codes (and the choices before it).</param>
+    /// <param name="Reverted">The check found that loss higher than with the layer's nearest codes, which the model keeps.</param>
+    public sealed record Layer(string Weight, string Op, int Rows, int K, double NearestError, double Error, long Changed, long Weights, double Seconds, int RestoredPairs, int? Block = null,
+        double? CheckLoss = null, bool Reverted = false)
+    {
+        /// <summary>The layer's error with the codes the model keeps.</summary>
+        public double KeptError => Reverted ? NearestError : Error;
+    }
+
+    /// <summary>What --rounding-check measured: the model output loss (kl or relative_mse) on its samples.</summary>
+    /// <param name="ComparedOn">held_out (calibration samples the rounding was not fitted on) or fitted (too few were left over).</param>
+    /// <param name="NearestLoss">Every layer nearest.</param>
+    /// <param name="CheckedLoss">After the pass that reverts each layer whose learned codes raise the loss beyond chance.</param>
+    /// <param name="Kept">checked, or nearest where the checked model ends above nearest rounding's loss.</param>
+    /// <param name="FinalLoss">The kept model's.</param>
+    /// <param name="Reverted">Layers the kept model has at nearest codes.</param>
+    public sealed record CheckSummary(string Loss, int Samples, string ComparedOn, double NearestLoss, double CheckedLoss, string Kept, double FinalLoss, int Reverted);
 
     /// <param name="Target">What the layer output is fitted to: fp32 (the FP32 layer's output) or quantized (W x̃ on the quantized inputs).</param>
     /// <param name="Blocks">With --rounding brecq, every block of the partition (those learned layer by layer say why).</param>
     /// <param name="OutputCheck">With --rounding brecq, the model output error of the block codes vs per-layer AdaRound's, and which were kept.</param>
     public sealed record Result(string Method, string Target, int Iterations, int Samples, IReadOnlyList<Layer> Layers, IReadOnlyList<string> Kept, double Seconds,
-        IReadOnlyList<BlockReconstructionStep.BlockOutcome>? Blocks = null, BlockReconstructionStep.OutputCheck? OutputCheck = null)
+        IReadOnlyList<BlockReconstructionStep.BlockOutcome>? Blocks = null, BlockReconstructionStep.OutputCheck? OutputCheck = null, CheckSummary? Check = null)
     {
         /// <summary>Σ of the errors after learned rounding over Σ of nearest rounding's, each block's counted once.</summary>
         public double ErrorRatio
@@ -39,7 +55,7 @@ public static class RoundingStep
             get
             {
                 var units = Layers.GroupBy(l => l.Block is int b ? $"block {b}" : "layer " + l.Weight).Select(g => g.First()).ToList();
-                return units.Sum(l => l.Error) / Math.Max(1e-30, units.Sum(l => l.NearestError));
+                return units.Sum(l => l.KeptError) / Math.Max(1e-30, units.Sum(l => l.NearestError));
             }
         }
     }
@@ -71,25 +87,65 @@ public static class RoundingStep
 
     /// <summary>Replaces the codes of every captured weight in <paramref name="quantized"/> (the rewritten graph) by learned ones.</summary>
     /// <param name="afterLayer">Called with each layer's Grams once its codes are learned (multipoint terms are added there).</param>
+    /// <param name="check">With --rounding-check rise or double: a layer gets its nearest codes back where its learned ones
+    /// raise the model output loss on the check's samples beyond chance (with double: to at least twice the loss so
+    /// far), the layers before it as decided; the model ends at or below nearest rounding's loss there. Not with
+    /// <paramref name="afterLayer"/>, whose terms are built on the learned codes.</param>
     public static Result Apply(Inputs inputs, OnnxGraph quantized, QuantizationOptions options, IReadOnlyList<ModelFeed> batches,
-        RunnerOptions runner, ProgressReporter progress, long budgetBytes = Onnx.OutputGroups.DefaultBudgetBytes, Action<Weight, GroupGrams[]>? afterLayer = null)
+        RunnerOptions runner, ProgressReporter progress, long budgetBytes = Onnx.OutputGroups.DefaultBudgetBytes, Action<Weight, GroupGrams[]>? afterLayer = null,
+        OutputLossCheck? check = null)
     {
+        if (afterLayer is not null && check is not null) throw new ArgumentException("the rounding check cannot revert layers that carry multipoint terms");
         var total = Stopwatch.StartNew();
         var weights = inputs.Weights;
         var layers = new List<Layer>();
         var kept = new List<string>();
         int samples = batches.Sum(b => b.Batch);
+        var nearest = check?.Contributions(quantized.Model);
+        var current = nearest;
+        var nearestOfLearned = new List<TensorProto>();   // the nearest codes of the layers that keep learned ones
         progress.Start("rounding (AdaRound, layers)", weights.Count);
         for (int i = 0; i < weights.Count; i++)
         {
             var w = weights[i];
-            if (LearnLayer(inputs.Reference, w, quantized, options, batches, runner, budgetBytes, afterLayer) is { } layer) layers.Add(layer);
+            var before = check is not null && Learnable(w, quantized, out _, out var dq) ? quantized.Initializer(dq.Input[0])!.Clone() : null;
+            if (LearnLayer(inputs.Reference, w, quantized, options, batches, runner, budgetBytes, afterLayer) is { } layer)
+            {
+                if (check is not null && before is not null && layer.Changed > 0)
+                {
+                    var after = check.Contributions(quantized.Model);
+                    bool worse = options.RoundingCheck == "double" ? OutputLossCheck.Breaks(after, current!) : OutputLossCheck.Rises(after, current!);
+                    if (worse) quantized.ReplaceInitializer(before);
+                    else
+                    {
+                        current = after;
+                        nearestOfLearned.Add(before);
+                    }
+                    layer = layer with { CheckLoss = after.Sum(), Reverted = worse };
+                }
+                layers.Add(layer);
+            }
             else kept.Add(w.Name);
             progress.Report(i + 1);
             MemoryUse.Release();   // the layer's three sessions are gone: give their memory back before the next
         }
         progress.Finish();
-        return new Result("adaround", options.RoundingTarget, options.RoundingIterations, samples, layers, kept, total.Elapsed.TotalSeconds);
+        CheckSummary? summary = null;
+        if (check is not null)
+        {
+            // Rises within chance are let through layer by layer; should they add up to a model worse than nearest
+            // rounding on the check's samples, every layer goes back to nearest.
+            double nearestLoss = nearest!.Sum(), checkedLoss = current!.Sum();
+            bool allNearest = checkedLoss > nearestLoss;
+            if (allNearest)
+            {
+                foreach (var codes in nearestOfLearned) quantized.ReplaceInitializer(codes);
+                layers = layers.Select(l => l with { Reverted = l.CheckLoss is not null }).ToList();
+            }
+            summary = new CheckSummary(check.LossName, check.Samples, check.ComparedOn, nearestLoss, checkedLoss, allNearest ? "nearest" : "checked",
+                allNearest ? nearestLoss : checkedLoss, layers.Count(l => l.Reverted));
+        }
+        return new Result("adaround", options.RoundingTarget, options.RoundingIterations, samples, layers, kept, total.Elapsed.TotalSeconds, Check: summary);
     }
 
     /// <summary>Whether learned rounding can handle a weight: a Conv/Gemm/MatMul weight with rows, behind its DequantizeLinear.</summary>

@@ -71,6 +71,7 @@ public static class ReportWriters
             }
             w.WriteNumber("embedding_bits", r.Options.ResolvedEmbeddingBits);
             w.WriteString("rounding", r.Options.Rounding);
+            w.WriteString("rounding_check", r.Options.RoundingCheck);
             w.WriteNumber("multipoint", r.Options.Multipoint);
             w.WriteString("target", KernelTargets.Name(r.Target.Target));
             w.WriteString("saturation_guard", SaturationGuards.Name(r.Target.Guard));
@@ -315,6 +316,8 @@ public static class ReportWriters
             w.WriteNumber("restored_pairs", l.RestoredPairs);
             w.WriteNumber("seconds", l.Seconds);
             if (l.Block is int b) w.WriteNumber("block", b); else w.WriteNull("block");
+            if (l.CheckLoss is double c) w.WriteNumber("check_loss", c); else w.WriteNull("check_loss");
+            w.WriteBoolean("reverted", l.Reverted);
             w.WriteEndObject();
         }
         w.WriteEndArray();
@@ -349,6 +352,20 @@ public static class ReportWriters
             w.WriteNumber("samples", check.Samples);
             w.WriteEndObject();
         }
+        if (r.Check is not { } layerCheck) w.WriteNull("check");
+        else
+        {
+            w.WriteStartObject("check");
+            w.WriteString("loss", layerCheck.Loss);
+            w.WriteNumber("samples", layerCheck.Samples);
+            w.WriteString("compared_on", layerCheck.ComparedOn);
+            w.WriteNumber("nearest_loss", layerCheck.NearestLoss);
+            w.WriteNumber("checked_loss", layerCheck.CheckedLoss);
+            w.WriteString("kept", layerCheck.Kept);
+            w.WriteNumber("final_loss", layerCheck.FinalLoss);
+            w.WriteNumber("reverted", layerCheck.Reverted);
+            w.WriteEndObject();
+        }
         w.WriteStartArray("kept_nearest");
         foreach (var k in r.Kept) w.WriteStringValue(k);
         w.WriteEndArray();
@@ -362,7 +379,8 @@ public static class ReportWriters
         + (ro.OutputCheck is { } check ? $"kept {check.Kept} (model output error on {check.Samples} held-out samples {Format.F(check.BrecqError, 4)} with blocks vs {Format.F(check.AdaRoundError, 4)} per layer), " : "")
         + $"{ro.Layers.Count} layer(s) in {Format.F(ro.Seconds, 1)} s, "
         + $"{(ro.Blocks is null ? "layer" : "block")} output error {Format.F(100 * ro.ErrorRatio, 1)} % of nearest rounding's, "
-        + $"{ro.Layers.Sum(l => l.Changed)} of {ro.Layers.Sum(l => l.Weights)} codes changed{(ro.Kept.Count > 0 ? $"; {ro.Kept.Count} weight(s) kept nearest" : "")}";
+        + $"{ro.Layers.Where(l => !l.Reverted).Sum(l => l.Changed)} of {ro.Layers.Sum(l => l.Weights)} codes changed{(ro.Kept.Count > 0 ? $"; {ro.Kept.Count} weight(s) kept nearest" : "")}"
+        + (ro.Check is { } c ? $"; check: kept {c.Kept}, {c.Reverted} layer(s) at nearest codes, model output {c.Loss} on {c.Samples} {(c.ComparedOn == "held_out" ? "held-out" : "fitted")} samples {c.NearestLoss:G4} (nearest) -> {c.FinalLoss:G4}" : "");
 
     /// <summary>`multipoint`: null without --multipoint; else the budget, the MACs and what each layer got.</summary>
     private static void WriteMultipoint(System.Text.Json.Utf8JsonWriter w, Pipeline.MultipointStep.Result? m)

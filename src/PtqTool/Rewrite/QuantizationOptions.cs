@@ -61,6 +61,12 @@ public sealed record QuantizationOptions
     /// asymmetric reconstruction, which also absorbs the error of the layers before) or quantized (W x̃ ≈ W̃ x̃).
     /// </summary>
     public string RoundingTarget { get; init; } = "fp32";
+    /// <summary>
+    /// rise (default): learned rounding puts a layer's nearest codes back where its learned ones raise the model output
+    /// loss on held-out calibration samples beyond chance (<see cref="Pipeline.OutputLossCheck"/>); double: only where they
+    /// at least double it (beyond chance); off: every layer keeps them.
+    /// </summary>
+    public string RoundingCheck { get; init; } = "rise";
     /// <summary>Optimizer iterations per layer (--rounding adaround) or per block (--rounding brecq).</summary>
     public int RoundingIterations { get; init; } = PtqTool.Rounding.AdaRound.DefaultIterations;
     /// <summary>
@@ -119,6 +125,7 @@ public sealed record QuantizationOptions
         if (Rounding is not ("nearest" or "adaround" or "brecq"))
             throw new PtqException($"--rounding: '{Rounding}' is not nearest, adaround or brecq");
         if (RoundingTarget is not ("fp32" or "quantized")) throw new PtqException($"--rounding-target: '{RoundingTarget}' is not fp32 or quantized");
+        if (RoundingCheck is not ("rise" or "double" or "off")) throw new PtqException($"--rounding-check: '{RoundingCheck}' is not rise, double or off");
         if (RoundingIterations is < 1 or > 1_000_000) throw new PtqException($"--rounding-iterations: {RoundingIterations} must be in 1..1000000");
         if (Rounding != "nearest" && BiasCorrection)
             throw new PtqException($"--bias-correction with --rounding {Rounding}: learned rounding already fits each layer's output, mean included; give one");

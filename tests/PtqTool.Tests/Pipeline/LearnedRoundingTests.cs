@@ -16,7 +16,7 @@ public class LearnedRoundingTests
     {
         string dir = Repo.TempDir();
         var (nearest, _, _) = Quantize(dir, "nearest", "--calib", Repo.CalibDir, "--limit", "64");
-        var (learned, report, _) = Quantize(dir, "adaround", "--calib", Repo.CalibDir, "--limit", "64", "--rounding", "adaround");
+        var (learned, report, _) = Quantize(dir, "adaround", "--calib", Repo.CalibDir, "--limit", "64", "--rounding", "adaround", "--rounding-check", "off");
         var rounding = report["rounding"]!;
         var layers = rounding["layers"]!.AsArray();
         Assert.Equal(6, layers.Count);   // five Conv and the Gemm
@@ -46,6 +46,7 @@ public class LearnedRoundingTests
     [InlineData("--rounding-iterations", "0")]
     [InlineData("--rounding-target", "int8")]
     [InlineData("--rounding-samples", "0")]
+    [InlineData("--rounding-check", "model")]
     public void Bad_rounding_options_are_refused_naming_the_option(string option, string value)
     {
         var (code, _, err) = CliRunner.Run("quantize", Repo.Model("fmnist_cnn"), "--calib", Repo.CalibDir, "--rounding", "adaround", option, value,
