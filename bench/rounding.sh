@@ -26,6 +26,9 @@ for model in ${MODELS:-fmnist_cnn fmnist_resnet}; do
     run $model.w$w-brecq "$test_split" $m "${calib[@]}" --weight-bits $w --rounding brecq
   done
   run $model.w4-adaround-qtarget "$test_split" $m "${calib[@]}" --weight-bits 4 --rounding adaround --rounding-target quantized
+  for c in double off; do  # the per-layer output check's other settings (default rise)
+    run $model.w4-adaround-check-$c "$test_split" $m "${calib[@]}" --weight-bits 4 --rounding adaround --rounding-check $c
+  done
   run $model.w4-nearest-zeroq "$test_split" $m --synthetic zeroq --weight-bits 4
   run $model.w4-adaround-zeroq "$test_split" $m --synthetic zeroq --weight-bits 4 --rounding adaround
   run $model.w4-brecq-zeroq "$test_split" $m --synthetic zeroq --weight-bits 4 --rounding brecq
@@ -40,6 +43,10 @@ if [ -z "${SKIP_PPOCR:-}" ]; then
     run ppocr_cls.w$w-adaround $d/cls-eval $cls --calib $d/cls-calib --weight-bits $w --rounding adaround
   done
   run ppocr_cls.w4-brecq $d/cls-eval $cls --calib $d/cls-calib --weight-bits 4 --rounding brecq
+  for c in double off; do
+    run ppocr_cls.w4-adaround-check-$c $d/cls-eval $cls --calib $d/cls-calib --weight-bits 4 --rounding adaround --rounding-check $c
+  done
+  run ppocr_cls.w3-adaround-check-double $d/cls-eval $cls --calib $d/cls-calib --weight-bits 3 --rounding adaround --rounding-check double
   # The same three on 1,024 rendered calibration lines (all of them the rounding samples).
   for r in nearest adaround brecq; do
     run ppocr_cls1k.w4-$r $d/cls-eval $cls --calib $d/cls-calib-1k --weight-bits 4 --rounding $r --rounding-samples 1024

@@ -55,3 +55,8 @@ run seq128-qsin-smoothquant-off --seq-len 128 --loss qsin --smoothquant off
 run dynamic-defaults
 run seq128-int4-matmulnbits --seq-len 128 --weight-storage int4
 run seq128-int4-nearest --seq-len 128 --weight-storage int4 --int4-rounding nearest
+# W4A8 QDQ with learned rounding (docs/transformers.md): the per-layer output check (default rise), double, and off.
+run seq128-w4-nearest --seq-len 128 --weight-bits 4
+run seq128-w4-adaround --seq-len 128 --weight-bits 4 --rounding adaround --rounding-samples 128
+run seq128-w4-adaround-double --seq-len 128 --weight-bits 4 --rounding adaround --rounding-samples 128 --rounding-check double
+run seq128-w4-adaround-off --seq-len 128 --weight-bits 4 --rounding adaround --rounding-samples 128 --rounding-check off
