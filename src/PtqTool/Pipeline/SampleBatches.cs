@@ -6,8 +6,8 @@ namespace PtqTool.Pipeline;
 public static class SampleBatches
 {
     /// <summary>
-    /// Up to <paramref name="count"/> samples of --calib (images, tensor files, or --calib-text's sentences) spread over
-    /// it, else the synthetic calibration samples (ZeroQ data), else --eval's. Each batch is a feed of every model input
+    /// Up to <paramref name="count"/> samples of --calib (images, tensor files, or --calib-text's sentences; within --limit)
+    /// spread over it, else the synthetic calibration samples (ZeroQ data), else --eval's. Each batch is a feed of every model input
     /// (a model with several inputs gets them by name; samples of different sequence lengths come in separate batches).
     /// </summary>
     /// <param name="purpose">The option asking, for messages ("--avg-bits").</param>
@@ -17,7 +17,11 @@ public static class SampleBatches
             return CalibrationStep.Batches(synthetic.Slice(0, Math.Min(synthetic.Batch, count)), request.Batch).Select(b => b.Input).ToList();
         string dir = request.CalibDir ?? request.EvalDir
             ?? throw new PtqException($"{purpose}: this needs samples: give --calib DIR or --eval DIR");
-        var files = Subset.Spread(model.ListSamples(dir), count);
+        var files = model.ListSamples(dir);
+        // --limit bounds what calibration reads, so also the samples taken from it here (the held-out checks take theirs
+        // from the same limited set: ScaleRefinementStep.HeldOutParts).
+        if (request.CalibDir is not null && request.Limit is int limit) files = Subset.Spread(files, limit);
+        files = Subset.Spread(files, count);
         var reader = model.Reader(files, request.Batch, request.Strict);
         var batches = reader.Read().Select(b => b.Input).ToList();
         if (batches.Count == 0) throw new PtqException($"{dir}: no sample could be read for {purpose}");

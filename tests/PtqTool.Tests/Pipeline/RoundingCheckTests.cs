@@ -43,6 +43,16 @@ public class RoundingCheckTests
         return (dir, held);
     }
 
+    /// <summary>A temporary folder with <see cref="TwoInputModel"/> saved in it and <see cref="Samples"/> written beside it.</summary>
+    private static (string Dir, string Model, string Calib, List<ModelFeed> HeldOut) Setup()
+    {
+        string dir = Repo.TempDir();
+        string model = Path.Combine(dir, "two.onnx");
+        OnnxModelFile.Save(TwoInputModel.Build(), model);
+        var (calib, held) = Samples(Path.Combine(dir, "calib"));
+        return (dir, model, calib, held);
+    }
+
     /// <summary>Mean over the samples of KL(softmax(y) ‖ softmax(ỹ)), y from the FP32 model and ỹ from the quantized one, both run by ONNX Runtime.</summary>
     private static double Kl(ModelProto fp32, ModelProto quantized, IReadOnlyList<ModelFeed> samples)
     {
@@ -95,12 +105,21 @@ public class RoundingCheckTests
     }
 
     [Fact]
+    public void Limit_bounds_the_rounding_samples_and_leaves_none_to_hold_out()
+    {
+        var (dir, model, calib, _) = Setup();
+        var (_, report, _) = CliRunner.Quantize(dir, "limited", model, "--calib", calib, "--limit", "24", "--batch", "8", "--weight-bits", "4",
+            "--refine", "off", "--smoothquant", "off", "--rounding", "adaround", "--rounding-iterations", "50");
+        Assert.Equal(24, report["rounding"]!["samples"]!.GetValue<int>());
+        var check = report["rounding"]!["check"]!;
+        Assert.Equal("fitted", check["compared_on"]!.GetValue<string>());
+        Assert.Equal(24, check["samples"]!.GetValue<int>());
+    }
+
+    [Fact]
     public void Learned_codes_that_leave_the_model_worse_than_nearest_on_held_out_samples_all_go_back()
     {
-        string dir = Repo.TempDir();
-        string model = Path.Combine(dir, "two.onnx");
-        OnnxModelFile.Save(TwoInputModel.Build(), model);
-        var (calib, held) = Samples(Path.Combine(dir, "calib"));
+        var (dir, model, calib, held) = Setup();
         string[] common = [model, "--calib", calib, "--batch", "8", "--weight-bits", "4", "--refine", "off", "--smoothquant", "off", "--rounding-samples", $"{Fitted}"];
         var (nearest, _, _) = CliRunner.Quantize(dir, "nearest", common);
         var (unchecked_, offReport, _) = CliRunner.Quantize(dir, "off", [.. common, "--rounding", "adaround", "--rounding-check", "off"]);
