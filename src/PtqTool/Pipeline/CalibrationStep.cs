@@ -53,9 +53,8 @@ public static class CalibrationStep
         }
         if (request.CalibDir is null)
             throw new PtqException("no calibration data: give --calib DIR, --stats FILE or --synthetic zeroq|gaussian");
-        var files = model.ListSamples(request.CalibDir);
         // --limit picks the data set; --shard then splits that set, so shards together see exactly what one run sees.
-        if (request.Limit is int limit) files = Subset.Spread(files, limit);
+        var files = model.CalibrationSamples(request);
         if (request.Shard is (int index, int count)) files = SampleFolder.Shard(files, index, count);
         if (files.Count == 0) throw new PtqException($"{request.CalibDir}: this shard holds no samples");
         BatchReader? first = null;

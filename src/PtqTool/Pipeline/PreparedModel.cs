@@ -116,6 +116,16 @@ public sealed record PreparedModel
         return reader;
     }
 
+    /// <summary>
+    /// The calibration samples (--calib) within --limit: the data set calibration reads, and every step that takes its
+    /// samples from it (refinement, held-out checks, learned rounding) picks within it.
+    /// </summary>
+    public List<SampleFile> CalibrationSamples(QuantizeRequest request)
+    {
+        var files = ListSamples(request.CalibDir ?? throw new InvalidOperationException("no --calib folder"));
+        return request.Limit is int limit ? Subset.Spread(files, limit) : files;
+    }
+
     /// <summary>The samples under a folder, as this model's inputs take them.</summary>
     public List<SampleFile> ListSamples(string folder) =>
         Text is not null && File.Exists(folder) ? TextSamples.List(folder) : SampleFolder.List(folder, NamedInputs);

@@ -111,9 +111,9 @@ public static class RoundingStep
             var before = check is not null && Learnable(w, quantized, out _, out var dq) ? quantized.Initializer(dq.Input[0])!.Clone() : null;
             if (LearnLayer(inputs.Reference, w, quantized, options, batches, runner, budgetBytes, afterLayer) is { } layer)
             {
-                if (check is not null && before is not null && layer.Changed > 0)
+                if (before is not null && layer.Changed > 0)
                 {
-                    var after = check.Contributions(quantized.Model);
+                    var after = check!.Contributions(quantized.Model);
                     bool worse = options.RoundingCheck == "double" ? OutputLossCheck.Breaks(after, current!) : OutputLossCheck.Rises(after, current!);
                     if (worse) quantized.ReplaceInitializer(before);
                     else

@@ -17,11 +17,8 @@ public static class SampleBatches
             return CalibrationStep.Batches(synthetic.Slice(0, Math.Min(synthetic.Batch, count)), request.Batch).Select(b => b.Input).ToList();
         string dir = request.CalibDir ?? request.EvalDir
             ?? throw new PtqException($"{purpose}: this needs samples: give --calib DIR or --eval DIR");
-        var files = model.ListSamples(dir);
-        // --limit bounds what calibration reads, so also the samples taken from it here (the held-out checks take theirs
-        // from the same limited set: ScaleRefinementStep.HeldOutParts).
-        if (request.CalibDir is not null && request.Limit is int limit) files = Subset.Spread(files, limit);
-        files = Subset.Spread(files, count);
+        // From --calib, within --limit (the held-out checks pick theirs from the same set); --eval's as they are.
+        var files = Subset.Spread(request.CalibDir is not null ? model.CalibrationSamples(request) : model.ListSamples(dir), count);
         var reader = model.Reader(files, request.Batch, request.Strict);
         var batches = reader.Read().Select(b => b.Input).ToList();
         if (batches.Count == 0) throw new PtqException($"{dir}: no sample could be read for {purpose}");

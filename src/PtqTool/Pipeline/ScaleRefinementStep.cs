@@ -166,9 +166,7 @@ public static class ScaleRefinementStep
         int count = samples ?? request.RefineSamples ?? DefaultSamples;
         if (request.CalibDir is null && synthetic is not null)
             return CalibrationStep.Batches(synthetic.Slice(0, Math.Min(synthetic.Batch, count)), request.Batch).Select(b => b.Input);
-        var files = model.ListSamples(request.CalibDir!);
-        if (request.Limit is int limit) files = Subset.Spread(files, limit);  // the samples calibration saw
-        files = Subset.Spread(files, count);
+        var files = Subset.Spread(model.CalibrationSamples(request), count);
         return model.Reader(files, request.Batch, request.Strict).Read().Select(b => b.Input);
     }
 
@@ -187,8 +185,7 @@ public static class ScaleRefinementStep
         }
         else
         {
-            var files = model.ListSamples(request.CalibDir!);
-            if (request.Limit is int limit) files = Subset.Spread(files, limit);
+            var files = model.CalibrationSamples(request);
             var taken = Subset.Spread(files, refineSamples).ToHashSet();
             var rest = files.Where(f => !taken.Contains(f)).ToList();
             reads = rest.Count == 0 ? [] : model.Reader(Subset.Spread(rest, count), request.Batch, request.Strict).Read().Select(b => b.Input);
