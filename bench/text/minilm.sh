@@ -60,3 +60,4 @@ run seq128-w4-nearest --seq-len 128 --weight-bits 4
 run seq128-w4-adaround --seq-len 128 --weight-bits 4 --rounding adaround --rounding-samples 128
 run seq128-w4-adaround-double --seq-len 128 --weight-bits 4 --rounding adaround --rounding-samples 128 --rounding-check double
 run seq128-w4-adaround-off --seq-len 128 --weight-bits 4 --rounding adaround --rounding-samples 128 --rounding-check off
+run seq128-w4-adaround-quantized --seq-len 128 --weight-bits 4 --rounding adaround --rounding-samples 128 --rounding-target quantized

@@ -9,7 +9,7 @@ public static class BackwardRules
     private static readonly Dictionary<string, IBackwardRule> ByOp = Build(
         new ConvBackward(), new BatchNormBackward(), new ActivationBackward(), new ElementwiseBackward(),
         new MaxPoolBackward(), new AveragePoolBackward(), new ShapeBackward(), new ConcatBackward(), new MatrixBackward(),
-        new DivBackward(), new TransposeBackward(), new ReduceMeanBackward(), new SoftmaxBackward(), new ResizeBackward());
+        new DivBackward(), new TransposeBackward(), new ReduceMeanBackward(), new SoftmaxBackward(), new ResizeBackward(), new SmoothBackward());
 
     public static IBackwardRule For(NodeProto node) => ByOp.TryGetValue(node.OpType, out var rule)
         ? rule

@@ -4,11 +4,19 @@ using PtqTool.Onnx.Proto;
 namespace PtqTool.Distill;
 
 /// <summary>
-/// A block's reconstruction objective as one ONNX model: inputs are the block's input x̃, the target y (the FP32 model's
-/// block output) and each learned weight W̃ₗ; outputs are the loss ‖f(x̃; W̃) − y‖² summed over the batch and its
+/// A block's reconstruction objective as one ONNX model: inputs are the block's inputs x̃ (<see cref="Inputs"/>: the
+/// tensor the block continues and any side input it reads, such as an attention mask), the target y (the FP32 model's
+/// block output), each learned weight W̃ₗ and, where <see cref="Positions"/> is set, a 0/1 weight per sequence position
+/// ([N, S, 1…]); outputs are the loss Σ m·(f(x̃; W̃) − y)² summed over the batch (m = 1 without positions) and its
 /// gradient with respect to every W̃ₗ, in <see cref="WeightGradients"/> order.
 /// </summary>
-public sealed record BlockGraph(ModelProto Model, string Input, string Target, string Loss, IReadOnlyList<string> Weights, IReadOnlyList<string> WeightGradients, int[] InputShape, int[] OutputShape);
+public sealed record BlockGraph(ModelProto Model, IReadOnlyList<string> Inputs, string Target, string Loss, IReadOnlyList<string> Weights, IReadOnlyList<string> WeightGradients,
+    IReadOnlyList<int[]> InputShapes, int[] OutputShape, string? Positions = null)
+{
+    /// <summary>The first input: the tensor the block continues.</summary>
+    public string Input => Inputs[0];
+    public int[] InputShape => InputShapes[0];
+}
 
 /// <summary>
 /// Builds <see cref="BlockGraph"/>s: the block's nodes copied from the float model with the learned weights turned into
@@ -18,14 +26,21 @@ public sealed record BlockGraph(ModelProto Model, string Input, string Target, s
 /// </summary>
 public static class BlockGradientGraph
 {
-    public const string TargetName = "ptq_block_target", LossName = "ptq_block_loss";
+    public const string TargetName = "ptq_block_target", LossName = "ptq_block_loss", PositionsName = "ptq_block_positions";
+
+    /// <summary>One input x of the given full shape, no position weights.</summary>
+    public static BlockGraph Build(ModelProto model, IReadOnlyList<NodeProto> nodes, string input, string output, IReadOnlyList<string> weights, int[] inputShape) =>
+        Build(model, nodes, [input], output, weights, [inputShape], positions: false);
 
     /// <param name="model">The float model the block's nodes and constants come from.</param>
     /// <param name="nodes">The block's nodes in topological order; they read only <paramref name="input"/> and constants from outside.</param>
+    /// <param name="inputs">The tensors the block reads from before it (float), the one it continues first.</param>
     /// <param name="output">The block's output tensor (its loss is taken there).</param>
     /// <param name="weights">The weights learned, initializers of <paramref name="model"/> read by block nodes.</param>
-    /// <param name="inputShape">The input's full shape, batch included: the graph is built for it.</param>
-    public static BlockGraph Build(ModelProto model, IReadOnlyList<NodeProto> nodes, string input, string output, IReadOnlyList<string> weights, int[] inputShape)
+    /// <param name="inputShapes">Each input's full shape, batch included: the graph is built for them.</param>
+    /// <param name="positions">Whether the loss is weighted per sequence position: the output must be [N, S, …].</param>
+    public static BlockGraph Build(ModelProto model, IReadOnlyList<NodeProto> nodes, IReadOnlyList<string> inputs, string output, IReadOnlyList<string> weights,
+        IReadOnlyList<int[]> inputShapes, bool positions)
     {
         var source = new OnnxGraph(model);
         var graph = new OnnxGraph(new ModelProto
@@ -37,15 +52,16 @@ public static class BlockGradientGraph
         graph.Model.OpsetImport.Add(new OperatorSetIdProto { Domain = "", Version = Math.Max(source.OpsetVersion(), 13) });
         var learned = new HashSet<string>(weights, StringComparer.Ordinal);
         var produced = new HashSet<string>(nodes.SelectMany(n => n.Output), StringComparer.Ordinal);
-        AddInput(graph, input, inputShape);
+        var fed = new HashSet<string>(inputs, StringComparer.Ordinal);
+        for (int i = 0; i < inputs.Count; i++) AddInput(graph, inputs[i], inputShapes[i]);
         foreach (var w in weights)
             AddInput(graph, w, TensorData.Shape(source.Initializer(w) ?? throw new PtqException($"block weight '{w}' is not an initializer")));
         var copied = new HashSet<string>(StringComparer.Ordinal);
         foreach (var n in nodes)
             foreach (var i in n.Input)
             {
-                if (i.Length == 0 || i == input || learned.Contains(i) || produced.Contains(i) || !copied.Add(i)) continue;
-                var value = source.ConstantValue(i) ?? throw new PtqException($"block node '{n.Name}' reads '{i}', which is neither the block input nor a constant");
+                if (i.Length == 0 || fed.Contains(i) || learned.Contains(i) || produced.Contains(i) || !copied.Add(i)) continue;
+                var value = source.ConstantValue(i) ?? throw new PtqException($"block node '{n.Name}' reads '{i}', which is neither a block input nor a constant");
                 var t = value.Clone();
                 t.Name = i;
                 graph.AddInitializer(t);
@@ -54,7 +70,8 @@ public static class BlockGradientGraph
         foreach (var n in copies) graph.AddNode(n);
 
         var integer = IntegerTensors(graph, copies);
-        var feedShapes = new Dictionary<string, int[]> { [input] = inputShape };
+        var feedShapes = new Dictionary<string, int[]>(StringComparer.Ordinal);
+        for (int i = 0; i < inputs.Count; i++) feedShapes[inputs[i]] = inputShapes[i];
         foreach (var w in weights) feedShapes[w] = TensorData.Shape(source.Initializer(w)!);
         var shapes = ForwardShapes.Probe(graph.Model, copies, feedShapes, integer, "block forward");
         foreach (var t in graph.Graph.Initializer) shapes[t.Name] = TensorData.Shape(t);
@@ -62,6 +79,15 @@ public static class BlockGradientGraph
         AddInput(graph, TargetName, outputShape);
         var context = new GradientContext(graph, shapes);
         string difference = context.Op("Sub", [output, TargetName]);
+        string? positionWeights = null;
+        if (positions)
+        {
+            if (outputShape.Length < 2) throw new PtqException($"block output '{output}' has no sequence axis to weight positions on");
+            int[] weightShape = [outputShape[0], outputShape[1], .. Enumerable.Repeat(1, outputShape.Length - 2)];
+            AddInput(graph, PositionsName, weightShape);
+            positionWeights = PositionsName;
+            difference = context.Op("Mul", [difference, PositionsName]);   // m is 0/1: m·d² = (m·d)², and its gradient 2·m·d
+        }
         string loss = context.Op("ReduceSum", [context.Op("Mul", [difference, difference])], NodeAttributes.Int("keepdims", 0));
         graph.AddNode(NodeAttributes.Node("Identity", graph.UniqueName("loss_out"), [loss], [LossName]));
         graph.AddOutput(LossName);
@@ -82,7 +108,7 @@ public static class BlockGradientGraph
             names.Add(name);
         }
         graph.SortNodes();
-        return new BlockGraph(graph.Model, input, TargetName, LossName, weights, names, inputShape, outputShape);
+        return new BlockGraph(graph.Model, inputs, TargetName, LossName, weights, names, inputShapes, outputShape, positionWeights);
     }
 
     private static void AddInput(OnnxGraph graph, string name, int[] shape)

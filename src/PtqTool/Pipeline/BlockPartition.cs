@@ -8,17 +8,22 @@ namespace PtqTool.Pipeline;
 /// single-tensor cuts (<see cref="GraphCuts"/>), each with its learned weights. A residual block (two Convs and the Add
 /// of the skip path) is one block because the skip path is live across it; a plain Conv → Relu → Pool chain is cut
 /// after every layer. Stretches with no learned weight join the block before them (the one after, at the start).
+/// Tensors that no learned weight reaches (side tensors: a transformer's attention mask, computed once from a graph
+/// input and read by every layer) may be live across a cut; a block reads them as side inputs, and the nodes that
+/// compute them stay outside every block. So a BERT-class encoder is cut at each attention and each FFN sub-block.
 /// </summary>
 public static class BlockPartition
 {
     /// <summary>Blocks with more learned layers than this are learned layer by layer instead (their graph gets large).</summary>
     public const int MaxLayers = 16;
 
-    /// <param name="Nodes">The block's nodes of the float model, in topological order.</param>
-    /// <param name="Input">The one tensor the block reads from before it.</param>
+    /// <param name="Nodes">The block's nodes of the float model, in topological order (those a learned weight reaches).</param>
+    /// <param name="Input">The tensor the block continues (the first of <paramref name="Inputs"/>), or null where the block does not start at one.</param>
     /// <param name="Output">The one tensor everything after it reads (the model's output for the last block).</param>
     /// <param name="Refusal">Why the block cannot be learned jointly (its layers then get AdaRound), or null.</param>
-    public sealed record Block(int Index, IReadOnlyList<NodeProto> Nodes, string? Input, string? Output, IReadOnlyList<RoundingStep.Weight> Layers, string? Refusal);
+    /// <param name="Inputs">Every tensor the block's nodes read from before it: <paramref name="Input"/> first where there is one, then side tensors.</param>
+    public sealed record Block(int Index, IReadOnlyList<NodeProto> Nodes, string? Input, string? Output, IReadOnlyList<RoundingStep.Weight> Layers, string? Refusal,
+        IReadOnlyList<string> Inputs);
 
     /// <param name="reference">The float model (BatchNormalization folded), whose nodes the blocks hold.</param>
     /// <param name="learned">The weights to learn, in graph order.</param>
@@ -26,7 +31,14 @@ public static class BlockPartition
     {
         var graph = new OnnxGraph(reference);
         var order = graph.TopologicalOrder();
-        var cuts = GraphCuts.Find(graph, order);
+        // The tensors a learned weight reaches. Every other computed tensor (and graph input) is a side tensor, unless a
+        // learned layer reads it: the data path before the first layer is no side tensor.
+        var weightNames = learned.Select(w => w.Name).ToHashSet(StringComparer.Ordinal);
+        var reached = Distill.ReverseMode.Dependents(order, weightNames);
+        var layerInputs = order.Where(n => n.Input.Any(weightNames.Contains)).SelectMany(n => n.Input).ToHashSet(StringComparer.Ordinal);
+        var side = new HashSet<string>(order.SelectMany(n => n.Output).Concat(graph.DataInputs().Select(i => i.Name))
+            .Where(t => t.Length > 0 && !reached.Contains(t) && !layerInputs.Contains(t)), StringComparer.Ordinal);
+        var cuts = GraphCuts.Find(graph, order, side);
         var position = new Dictionary<NodeProto, int>(ReferenceEqualityComparer.Instance);
         for (int i = 0; i < order.Count; i++) position[order[i]] = i;
         // Each learned weight at the position of the first reference node that reads it.
@@ -63,15 +75,36 @@ public static class BlockPartition
             int have = Enumerable.Range(first, k - first + 1).Sum(j => LayersIn(stretches[j]));
             if (!last && (have == 0 || LayersIn(stretches[k + 1]) == 0)) continue;
             var (s0, e0) = (stretches[first].Start, stretches[k].End);
-            var nodes = order.GetRange(s0, e0 - s0 + 1);
+            var nodes = order.GetRange(s0, e0 - s0 + 1).Where(n => n.Output.Any(reached.Contains)).ToList();
             var layers = Enumerable.Range(s0, e0 - s0 + 1).SelectMany(p => layerAt.TryGetValue(p, out var l) ? l : []).ToList();
-            string? refusal = stretches[first].Input is null ? "the block does not start at a single input"
+            string? continued = stretches[first].Input is { } cut && reached.Contains(cut) ? cut : null;
+            var inputs = Inputs(graph, nodes, continued);
+            // A stretch from the graph's start continues no computed tensor: it continues what its first layer reads.
+            if (continued is null && layers.Count > 0 && nodes.FirstOrDefault(n => n.Input.Contains(layers[0].Name))?.Input.FirstOrDefault(inputs.Contains) is { } read)
+            {
+                continued = read;
+                inputs.Remove(read);
+                inputs.Insert(0, read);
+            }
+            string? refusal = continued is null ? "the block does not start at a single input"
                 : stretches[k].Output is null ? "the block does not end at a single output"
                 : layers.Count > MaxLayers ? $"{layers.Count} layers between single-tensor cuts (more than {MaxLayers})"
                 : null;
-            if (layers.Count > 0) blocks.Add(new Block(blocks.Count, nodes, stretches[first].Input, stretches[k].Output, layers, refusal));
+            if (layers.Count > 0) blocks.Add(new Block(blocks.Count, nodes, continued, stretches[k].Output, layers, refusal, inputs));
             first = k + 1;
         }
         return blocks;
+    }
+
+    /// <summary>The non-constant tensors <paramref name="nodes"/> read that none of them computes: <paramref name="first"/> first.</summary>
+    private static List<string> Inputs(OnnxGraph graph, IReadOnlyList<NodeProto> nodes, string? first)
+    {
+        var produced = new HashSet<string>(nodes.SelectMany(n => n.Output), StringComparer.Ordinal);
+        var inputs = new List<string>();
+        if (first is not null) inputs.Add(first);
+        foreach (var n in nodes)
+            foreach (var t in n.Input)
+                if (t.Length > 0 && !produced.Contains(t) && !inputs.Contains(t) && graph.ConstantValue(t) is null) inputs.Add(t);
+        return inputs;
     }
 }

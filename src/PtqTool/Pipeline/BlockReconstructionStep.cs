@@ -11,7 +11,8 @@ namespace PtqTool.Pipeline;
 /// `--rounding brecq`: block reconstruction (Li et al., "BRECQ: Pushing the Limit of Post-Training Quantization by Block
 /// Reconstruction", ICLR 2021). The float model is cut into blocks (<see cref="BlockPartition"/>); in graph order, the
 /// rounding of every weight of a block is learned jointly so that the block, fed what the quantized model so far feeds
-/// it, reproduces the FP32 model's block output: L = Σ ‖f(x̃; W̃) − y‖² over the rounding samples. The block's forward
+/// it, reproduces the FP32 model's block output: L = Σ ‖f(x̃; W̃) − y‖² over the rounding samples (over the positions
+/// the attention mask keeps, where a text batch has one and the block output is [N, S, K]). The block's forward
 /// and backward pass run in ONNX Runtime (<see cref="BlockGradientGraph"/>), the rounding variables and Adam in C#
 /// (<see cref="SoftRounding"/>). Blocks it cannot build a gradient graph for get per-layer AdaRound.
 /// </summary>
@@ -134,7 +135,10 @@ public static class BlockReconstructionStep
         return (fit, held);
     }
 
-    /// <summary>Σ over the samples of the squared difference of the first output, quantized (exact QDQ semantics: no fusion) vs FP32, per sample.</summary>
+    /// <summary>
+    /// Σ over the samples of the squared difference of the first output, quantized (exact QDQ semantics: no fusion) vs
+    /// FP32, per sample; padded positions left out where the batch has an attention mask that covers the output.
+    /// </summary>
     private static double OutputError(ModelProto reference, OnnxGraph quantized, IReadOnlyList<ModelFeed> batches, RunnerOptions runner)
     {
         var exact = runner with { Optimization = Microsoft.ML.OnnxRuntime.GraphOptimizationLevel.ORT_DISABLE_ALL };
@@ -145,8 +149,9 @@ public static class BlockReconstructionStep
         int count = 0;
         foreach (var b in batches)
         {
-            var a = fp32.Run(b, [output])[output].Data;
-            var c = q.Run(b, [output])[output].Data;
+            var fp32Output = fp32.Run(b, [output])[output];
+            var a = PaddingMask.Apply(fp32Output, PaddingMask.Of(b)).Data;
+            var c = PaddingMask.Apply(q.Run(b, [output])[output], PaddingMask.Of(b)).Data;
             for (int i = 0; i < a.Length; i++) sum += (a[i] - (double)c[i]) * (a[i] - c[i]);
             count += b.Batch;
         }
@@ -158,11 +163,17 @@ public static class BlockReconstructionStep
         IReadOnlyList<ModelFeed> batches, RunnerOptions runner, long budgetBytes)
     {
         var clock = Stopwatch.StartNew();
-        string quantizedInput = QuantizedRead(quantized, block);
-        var x = Collect(quantized.Model, quantizedInput, batches, runner, "quantized model up to " + quantizedInput);
+        // Every block input as the quantized model computes it (the tensor the block continues, then side inputs such as
+        // an attention mask), the target from the FP32 model.
+        var xs = block.Inputs.Select(t => QuantizedRead(quantized, block, t)).Select(t => Collect(quantized.Model, t, batches, runner, "quantized model up to " + t)).ToList();
         var y = Collect(reference, block.Output!, batches, runner, "FP32 model up to " + block.Output);
-        int samples = x.Batch, batch = Math.Min(MiniBatch, samples);
-        var graph = BlockGradientGraph.Build(reference, block.Nodes, block.Input!, block.Output!, block.Layers.Select(w => w.Name).ToList(), [batch, .. x.Shape[1..]]);
+        int samples = y.Batch, batch = Math.Min(MiniBatch, samples);
+        for (int i = 0; i < xs.Count; i++)
+            if (xs[i].Shape.Length == 0 || xs[i].Batch != samples)
+                throw new PtqException($"block input '{block.Inputs[i]}' has no sample axis ({xs[i].Batch} rows over {samples} samples)");
+        var positions = Positions(batches, y);
+        var graph = BlockGradientGraph.Build(reference, block.Nodes, block.Inputs, block.Output!, block.Layers.Select(w => w.Name).ToList(),
+            xs.Select(x => (int[])[batch, .. x.Shape[1..]]).ToList(), positions is not null);
 
         // Each layer: its codes now (nearest rounding, pair-bounded where the target needs it), scales and learnable state.
         var state = block.Layers.Select(w =>
@@ -185,7 +196,7 @@ public static class BlockReconstructionStep
             double sum = 0;
             for (int c = 0; c < chunks; c++)
             {
-                var feeds = Feeds(graph, x.Slice(c * batch, batch), y.Slice(c * batch, batch), weights);
+                var feeds = Feeds(graph, xs.Select(x => x.Slice(c * batch, batch)).ToList(), y.Slice(c * batch, batch), weights, positions?.Slice(c * batch, batch));
                 sum += session.Run(feeds, [graph.Loss])[graph.Loss].Data[0];
             }
             return sum / (chunks * batch);
@@ -210,8 +221,9 @@ public static class BlockReconstructionStep
         var random = new Random(block.Index);
         var order = Enumerable.Range(0, samples).ToArray();
         int cursor = samples;
-        var xb = new float[batch * x.SampleSize];
+        var xb = xs.Select(x => new float[batch * x.SampleSize]).ToList();
         var yb = new float[batch * y.SampleSize];
+        var pb = positions is null ? null : new float[batch * positions.SampleSize];
         var soft = state.Select(s => new float[s.Soft.Count]).ToList();
         string[] outputs = [.. graph.WeightGradients];
         if (nearest > 0)
@@ -221,12 +233,13 @@ public static class BlockReconstructionStep
                 {
                     if (cursor == samples) { random.Shuffle(order); cursor = 0; }
                     int i = order[cursor++];
-                    Array.Copy(x.Data, (long)i * x.SampleSize, xb, (long)b * x.SampleSize, x.SampleSize);
+                    for (int j = 0; j < xs.Count; j++) Array.Copy(xs[j].Data, (long)i * xs[j].SampleSize, xb[j], (long)b * xs[j].SampleSize, xs[j].SampleSize);
                     Array.Copy(y.Data, (long)i * y.SampleSize, yb, (long)b * y.SampleSize, y.SampleSize);
+                    if (pb is not null) Array.Copy(positions!.Data, (long)i * positions.SampleSize, pb, (long)b * positions.SampleSize, positions.SampleSize);
                 }
                 for (int l = 0; l < state.Count; l++) state[l].Soft.Soft(soft[l]);
-                var feeds = Feeds(graph, new FloatTensor(xb, graph.InputShape), new FloatTensor(yb, graph.OutputShape),
-                    state.Select((s, l) => new FloatTensor(soft[l], s.Weight.Shape)).ToList());
+                var feeds = Feeds(graph, xb.Select((d, j) => new FloatTensor(d, graph.InputShapes[j])).ToList(), new FloatTensor(yb, graph.OutputShape),
+                    state.Select((s, l) => new FloatTensor(soft[l], s.Weight.Shape)).ToList(), pb is null ? null : new FloatTensor(pb, [batch, .. positions!.Shape[1..]]));
                 var result = session.Run(feeds, outputs);
                 double beta = 2 + (20 - 2) * (1 - t / (double)Math.Max(1, iterations));
                 for (int l = 0; l < state.Count; l++)
@@ -253,24 +266,39 @@ public static class BlockReconstructionStep
         return (result2, new BlockOutcome(block.Index, block.Input, block.Output, block.Layers.Count, "brecq", nearest, layerwise, error, clock.Elapsed.TotalSeconds, note));
     }
 
-    private static Dictionary<string, FloatTensor> Feeds(BlockGraph graph, FloatTensor x, FloatTensor y, IReadOnlyList<FloatTensor> weights)
+    private static Dictionary<string, FloatTensor> Feeds(BlockGraph graph, IReadOnlyList<FloatTensor> xs, FloatTensor y, IReadOnlyList<FloatTensor> weights, FloatTensor? positions)
     {
-        var feeds = new Dictionary<string, FloatTensor> { [graph.Input] = x, [graph.Target] = y };
+        var feeds = new Dictionary<string, FloatTensor> { [graph.Target] = y };
+        for (int i = 0; i < xs.Count; i++) feeds[graph.Inputs[i]] = xs[i];
         for (int l = 0; l < weights.Count; l++) feeds[graph.Weights[l]] = weights[l];
+        if (graph.Positions is { } name) feeds[name] = positions!;
         return feeds;
     }
 
-    /// <summary>The tensor the quantized model's block nodes read in place of the block's input (its dequantized copy where it is quantized).</summary>
-    private static string QuantizedRead(OnnxGraph quantized, BlockPartition.Block block)
+    /// <summary>
+    /// The samples' attention masks as [N, S, 1] position weights, where every batch has one, the block output is
+    /// [N, S, K] over it, and some position is padded; null otherwise (every position counts).
+    /// </summary>
+    public static FloatTensor? Positions(IReadOnlyList<ModelFeed> batches, FloatTensor output)
+    {
+        var masks = batches.Select(PaddingMask.Of).ToList();
+        if (masks.Count == 0 || masks.Any(m => m is null)) return null;
+        var mask = FloatTensor.Concat(masks!);
+        if (!PaddingMask.Covers(output.Shape, mask) || !mask.Data.Contains(0f)) return null;
+        return new FloatTensor(mask.Data, [mask.Shape[0], mask.Shape[1], 1]);
+    }
+
+    /// <summary>The tensor the quantized model's block nodes read in place of the block input <paramref name="tensor"/> (its dequantized copy where it is quantized).</summary>
+    private static string QuantizedRead(OnnxGraph quantized, BlockPartition.Block block, string tensor)
     {
         var byName = quantized.Graph.Node.Where(n => n.Name.Length > 0).GroupBy(n => n.Name, StringComparer.Ordinal)
             .Where(g => g.Count() == 1).ToDictionary(g => g.Key, g => g.First(), StringComparer.Ordinal);
         foreach (var n in block.Nodes)
             for (int i = 0; i < n.Input.Count; i++)
-                if (n.Input[i] == block.Input && byName.TryGetValue(n.Name, out var q) && q.OpType == n.OpType && i < q.Input.Count)
+                if (n.Input[i] == tensor && byName.TryGetValue(n.Name, out var q) && q.OpType == n.OpType && i < q.Input.Count)
                     return q.Input[i];
-        if (quantized.Producer(block.Input!) is not null || quantized.IsGraphInput(block.Input!)) return block.Input!;
-        throw new PtqException($"block {block.Index}: its input '{block.Input}' has no counterpart in the quantized model");
+        if (quantized.Producer(tensor) is not null || quantized.IsGraphInput(tensor)) return tensor;
+        throw new PtqException($"block {block.Index}: its input '{tensor}' has no counterpart in the quantized model");
     }
 
     /// <summary>One tensor of a model over all sample batches, joined.</summary>

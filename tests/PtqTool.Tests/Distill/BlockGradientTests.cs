@@ -12,22 +12,33 @@ public class BlockGradientTests
     /// within 1 % (float32). The loss is also checked against ‖f(x) − y‖² computed from the float model run by ONNX
     /// Runtime directly, so forward and backward are both tied to ONNX Runtime's own ops.
     /// </summary>
-    private static void Check(TinyModels m, string output, string[] weights, int seed = 3)
+    /// <param name="side">A second block input (name and values) beside x, such as an additive attention mask.</param>
+    /// <param name="positions">Weights the loss per [N, S] position with random 0/1 values (the output must be [N, S, …]).</param>
+    private static void Check(TinyModels m, string output, string[] weights, int seed = 3, (string Name, FloatTensor Values)? side = null, bool positions = false)
     {
         var model = m.Finish(output);
         var graph = new OnnxGraph(model);
         var nodes = graph.TopologicalOrder();
-        var block = BlockGradientGraph.Build(model, nodes, "x", output, weights, m.InputShape);
+        var block = side is { } s
+            ? BlockGradientGraph.Build(model, nodes, ["x", s.Name], output, weights, [m.InputShape, s.Values.Shape], positions)
+            : BlockGradientGraph.Build(model, nodes, ["x"], output, weights, [m.InputShape], positions);
         var rng = new Random(seed);
         float[] Random(int n) => Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
         var x = new FloatTensor(Random(m.InputShape.Aggregate(1, (a, b) => a * b)), m.InputShape);
         var target = new FloatTensor(Random(block.OutputShape.Aggregate(1, (a, b) => a * b)), block.OutputShape);
+        var weightOf = positions ? new FloatTensor(Enumerable.Range(0, block.OutputShape[0] * block.OutputShape[1]).Select(i => i % 3 == 1 ? 0f : 1f).ToArray(),
+            [block.OutputShape[0], block.OutputShape[1], .. Enumerable.Repeat(1, block.OutputShape.Length - 2)]) : null;
+        Assert.Equal(positions, block.Positions is not null);
         var w = weights.Select(name => graph.InitializerFloats(name)).ToArray();
         var shapes = weights.Select(name => TensorData.Shape(graph.Initializer(name)!)).ToArray();
         using var session = OrtRunner.FromModel(block.Model);
-        Dictionary<string, FloatTensor> Feeds(float[][] values)
+        Dictionary<string, FloatTensor> Feeds(float[][] values, bool forwardOnly = false)
         {
-            var feeds = new Dictionary<string, FloatTensor> { [block.Input] = x, [block.Target] = target };
+            var feeds = new Dictionary<string, FloatTensor> { ["x"] = x };
+            if (side is { } extra) feeds[extra.Name] = extra.Values;
+            if (forwardOnly) return feeds;
+            feeds[block.Target] = target;
+            if (block.Positions is { } p) feeds[p] = weightOf!;
             for (int i = 0; i < weights.Length; i++) feeds[weights[i]] = new FloatTensor(values[i], shapes[i]);
             return feeds;
         }
@@ -35,8 +46,9 @@ public class BlockGradientTests
 
         using (var forward = OrtRunner.FromModel(model))
         {
-            var y = forward.Run(x, [output])[output].Data;
-            double expected = y.Select((v, i) => (v - (double)target.Data[i]) * (v - target.Data[i])).Sum();
+            var y = forward.Run(Feeds(w, forwardOnly: true), [output])[output].Data;
+            int perPosition = y.Length / (block.OutputShape[0] * block.OutputShape[1]);
+            double expected = y.Select((v, i) => (weightOf is null ? 1 : weightOf.Data[i / perPosition]) * (v - (double)target.Data[i]) * (v - target.Data[i])).Sum();
             Assert.Equal(expected, Loss(w), expected * 1e-5);
         }
         var result = session.Run(Feeds(w), block.WeightGradients);
@@ -109,5 +121,40 @@ public class BlockGradientTests
         string w = m.Weight(5, 3);
         string y = m.Op("MatMul", [m.Op("Relu", [m.Op("MatMul", ["x", fixedWeight])]), w]);
         Check(m, y, [w]);
+    }
+
+    /// <summary>
+    /// A transformer encoder layer as an exporter writes it out: Q/K/V projections, scaled dot-product attention with an
+    /// additive mask read as a second block input, the output projection and residual, LayerNorm as ReduceMean/Sub/Pow/
+    /// Sqrt/Div/Mul/Add, an FFN with GELU through Erf (and a Tanh branch), the second residual; the loss weighted per
+    /// sequence position as padded positions are left out.
+    /// </summary>
+    [Fact]
+    public void Transformer_layer_with_a_mask_input_layernorm_gelu_and_position_weights()
+    {
+        const int n = 2, s = 5, k = 6;
+        var m = new TinyModels([n, s, k], 11);
+        var maskValues = new float[n * s];
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < s; j++) maskValues[i * s + j] = j < s - 1 - i ? 0 : -6;
+        string mask = m.AddInput("mask", [n, 1, s]);
+        string wq = m.Weight(k, k), wk = m.Weight(k, k), wv = m.Weight(k, k), wo = m.Weight(k, k), w1 = m.Weight(k, 2 * k), w2 = m.Weight(2 * k, k);
+        string q = m.Op("MatMul", ["x", wq]), key = m.Op("MatMul", ["x", wk]), v = m.Op("MatMul", ["x", wv]);
+        string scores = m.Op("Add", [m.Op("Div", [m.Op("MatMul", [q, m.Op("Transpose", [key], NodeAttributes.Ints("perm", [0, 2, 1]))]), m.ConstValues([], [(float)Math.Sqrt(k)])]), mask]);
+        string context = m.Op("MatMul", [m.Op("Softmax", [scores], NodeAttributes.Int("axis", -1)), v]);
+        string attended = m.Op("Add", [m.Op("MatMul", [context, wo]), "x"]);
+        string LayerNorm(string t)
+        {
+            string centred = m.Op("Sub", [t, m.Op("ReduceMean", [t], NodeAttributes.Ints("axes", [-1]))]);
+            string variance = m.Op("ReduceMean", [m.Op("Pow", [centred, m.ConstValues([], [2])])], NodeAttributes.Ints("axes", [-1]));
+            string normed = m.Op("Div", [centred, m.Op("Sqrt", [m.Op("Add", [variance, m.ConstValues([], [1e-5f])])])]);
+            return m.Op("Add", [m.Op("Mul", [normed, m.Weight(k)]), m.Weight(k)]);
+        }
+        string h = LayerNorm(attended);
+        string up = m.Op("MatMul", [h, w1]);
+        string gelu = m.Op("Mul", [m.Op("Mul", [up, m.Op("Add", [m.Op("Erf", [m.Op("Div", [up, m.ConstValues([], [(float)Math.Sqrt(2)])])]), m.ConstValues([], [1])])]), m.ConstValues([], [0.5f])]);
+        string mixed = m.Op("Add", [gelu, m.Op("Tanh", [up])]);
+        string y = LayerNorm(m.Op("Add", [m.Op("MatMul", [mixed, w2]), h]));
+        Check(m, y, [wq, wk, wv, wo, w1, w2], side: (mask, new FloatTensor(maskValues, [n, 1, s])), positions: true);
     }
 }

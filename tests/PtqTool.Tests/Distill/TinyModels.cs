@@ -78,6 +78,15 @@ public sealed class TinyModels
         return Op("BatchNormalization", [x, gamma, beta, mean, variance], NodeAttributes.Float("epsilon", 1e-5f));
     }
 
+    /// <summary>A second (float) graph input, such as an attention mask a block reads beside x.</summary>
+    public string AddInput(string name, int[] shape)
+    {
+        var input = new ValueInfoProto { Name = name, Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = ElementType.Float, Shape = new TensorShapeProto() } } };
+        foreach (int d in shape) input.Type.TensorType.Shape.Dim.Add(new TensorShapeProto.Types.Dimension { DimValue = d });
+        _graph.Graph.Input.Add(input);
+        return name;
+    }
+
     public ModelProto Finish(string output)
     {
         _graph.Graph.Output.Add(new ValueInfoProto { Name = output, Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = ElementType.Float } } });
